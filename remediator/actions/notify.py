@@ -1,0 +1,35 @@
+"""``notify``: tell people, change nothing in the cluster."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import structlog
+from pydantic import Field
+
+from remediator.actions.base import Params, RenderedTarget
+
+log = structlog.get_logger(__name__)
+
+
+class NotifyParams(Params):
+    message: str = Field(min_length=1, description="Template; the text to send.")
+    channel: str | None = Field(default=None, description="Channel; the team's by default.")
+
+
+class Notify:
+    name: ClassVar[str] = "notify"
+    mutates: ClassVar[bool] = False
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    params_model: ClassVar[type[Params]] = NotifyParams
+
+    def describe(self, target: RenderedTarget, params: Params) -> str:
+        assert isinstance(params, NotifyParams)
+        where = f" to {params.channel}" if params.channel else ""
+        return f"notify{where} about {target}: {params.message}"
+
+    async def apply(self, target: RenderedTarget, params: Params) -> str:
+        assert isinstance(params, NotifyParams)
+        # Recorded in the timeline and the log; Slack delivery comes with the Slack client.
+        log.info("notify", target=str(target), channel=params.channel, message=params.message)
+        return f"notified about {target}: {params.message}"

@@ -1,0 +1,133 @@
+"""``create_app``: the aiohttp application and the lifetime of everything it shares.
+
+Each resource is opened and closed in its own cleanup context, in dependency order:
+store → runbooks → writer and worker. Handlers never touch the cluster; they persist
+and hand work to the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from remediator.actions.registry import Registry, builtin_actions
+from remediator.keys import CLOCK, ENGINE, METRICS, RUNBOOKS, SETTINGS, WRITER
+from remediator.observability.logs import configure as configure_logs
+from remediator.observability.metrics import Metrics
+from remediator.pipeline.build import Pipeline
+from remediator.pipeline.record import Recorder
+from remediator.pipeline.worker import Worker
+from remediator.runbooks.reload import RunbookRegistry
+from remediator.settings import Settings
+from remediator.store import jobs
+from remediator.store.db import create_engine, migrate
+from remediator.store.ingest import IngestWriter
+from remediator.web import alertmanager, health, incidents, openapi
+from remediator.web.auth import Credentials
+from remediator.web.middlewares import observe, require_auth
+
+log = structlog.get_logger(__name__)
+
+
+def run(config: Path | None, overrides: dict[str, Any]) -> None:
+    """Load settings, configure logs and serve until SIGTERM/SIGINT."""
+    settings = Settings.load(config, **overrides)
+    configure_logs(settings.log.level, settings.log.format)
+    app = create_app(settings)
+    s = settings
+    log.info(
+        "starting",
+        listen=f"http://{s.server.host}:{s.server.port}",
+        dry_run=s.guards.dry_run,
+        store=s.store.url.split("://", 1)[0],
+        runbooks=str(s.runbooks.dir),
+        namespaces_allowed=s.guards.namespaces.allow,
+    )
+    web.run_app(app, host=s.server.host, port=s.server.port, print=None, access_log=None)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    actions: Registry | None = None,
+) -> web.Application:
+    """Build the app; raises ConfigError before anything starts if credentials are missing."""
+    credentials = Credentials.from_settings(settings.auth)
+    if credentials is None:
+        log.warning("insecure_no_auth", message="THE WEBHOOK ACCEPTS UNAUTHENTICATED REQUESTS")
+    app = web.Application(
+        client_max_size=settings.server.max_body_bytes,
+        middlewares=[observe, require_auth(credentials)],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[METRICS] = Metrics()
+    app[RUNBOOKS] = RunbookRegistry(
+        settings.runbooks.dir, actions or builtin_actions(), app[METRICS]
+    )
+    app.cleanup_ctx.extend([_store, _runbooks, _processing])
+    app.router.add_post("/api/v1/alerts", alertmanager.receive)
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get("/api/v1/incidents/{incident_id}", incidents.get_incident)
+    app.router.add_get("/openapi.json", openapi.serve)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    store = app[SETTINGS].store
+    engine = create_engine(store.url, sqlite_synchronous=store.sqlite_synchronous)
+    await migrate(engine)
+    if engine.dialect.name == "sqlite":
+        # One replica owns a SQLite file, so anything still "running" died with us.
+        requeued = await jobs.requeue_stale(engine, app[CLOCK]())
+        if requeued:
+            log.info("jobs_requeued", count=requeued)
+    app[ENGINE] = engine
+    yield
+    await engine.dispose()
+
+
+async def _runbooks(app: web.Application) -> AsyncIterator[None]:
+    registry = app[RUNBOOKS]
+    await registry.load()
+    if app[SETTINGS].runbooks.watch:
+        registry.watch()
+    yield
+    await registry.stop()
+
+
+async def _processing(app: web.Application) -> AsyncIterator[None]:
+    engine, metrics, clock = app[ENGINE], app[METRICS], app[CLOCK]
+    recorder = Recorder(engine, metrics, clock)
+    pipeline = Pipeline(
+        engine, app[RUNBOOKS], app[RUNBOOKS].actions, app[SETTINGS].guards, recorder, clock
+    )
+    worker = Worker(
+        engine,
+        pipeline,
+        recorder,
+        app[SETTINGS].worker,
+        metrics,
+        clock,
+        ready=lambda: app[RUNBOOKS].loaded,
+    )
+    writer = IngestWriter(engine, clock, on_commit=worker.wake)
+    app[WRITER] = writer
+    writer.start()
+    worker.start()
+    yield
+    await writer.stop()
+    await worker.stop()

@@ -1,0 +1,1 @@
+"""Tools for runbook authors: lint, explain, unit-test and the JSON Schema."""

@@ -1,0 +1,221 @@
+"""The ``remediator`` command: serve, and the runbook author's tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from pydantic import ValidationError
+
+from remediator.actions.registry import builtin_actions
+from remediator.authoring.explain import explain
+from remediator.authoring.schema import runbook_schema_text
+from remediator.authoring.testing import run_tests
+from remediator.errors import ConfigError, RunbookError
+from remediator.models.alert import Notification
+from remediator.runbooks.loader import RunbookSet, load_dir
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"remediator: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remediator", description="Alertmanager-driven remediation for Kubernetes."
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the webhook server")
+    serve.add_argument("--config", type=Path, help="YAML configuration file")
+    serve.add_argument("--host", help="listen address (server.host)")
+    serve.add_argument("--port", type=int, help="listen port (server.port)")
+    serve.add_argument("--runbooks", type=Path, help="runbook directory (runbooks.dir)")
+    serve.add_argument("--store", help="store URL (store.url)")
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="accept webhooks without credentials (never in production)",
+    )
+    serve.set_defaults(func=_serve)
+
+    lint = sub.add_parser("lint", help="validate a runbook directory; exit 1 on problems")
+    lint.add_argument("directory", type=Path)
+    lint.set_defaults(func=_lint)
+
+    test = sub.add_parser("test", help="run the runbooks' tests: cases")
+    test.add_argument("directory", type=Path)
+    test.set_defaults(func=_test)
+
+    schema = sub.add_parser("schema", help="print the runbook JSON Schema")
+    schema.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    schema.set_defaults(func=_schema)
+
+    exp = sub.add_parser("explain", help="show which runbooks match each alert of a payload")
+    exp.add_argument("payload", type=Path, help="Alertmanager webhook JSON (- for stdin)")
+    exp.add_argument("--runbooks", type=Path, default=Path("runbooks"))
+    exp.set_defaults(func=_explain)
+
+    send = sub.add_parser("send-test-alert", help="post a sample alert to a running server")
+    send.add_argument("--url", default="http://127.0.0.1:9595/api/v1/alerts")
+    send.add_argument("--token", help="bearer token (or REMEDIATOR_AUTH__BEARER_TOKEN)")
+    send.add_argument("--label", action="append", default=[], metavar="NAME=VALUE")
+    send.add_argument("--resolved", action="store_true")
+    send.set_defaults(func=_send_test_alert)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from remediator.app import run  # the tools need none of the server's imports
+
+    overrides = {
+        key: value
+        for key, value in {
+            "server.host": args.host,
+            "server.port": args.port,
+            "runbooks.dir": args.runbooks,
+            "store.url": args.store,
+            "auth.insecure_no_auth": True if args.insecure_no_auth else None,
+        }.items()
+        if value is not None
+    }
+    run(args.config, overrides)
+    return EXIT_OK
+
+
+def _load(directory: Path) -> RunbookSet | None:
+    try:
+        return load_dir(directory, builtin_actions())
+    except RunbookError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {directory}", file=sys.stderr)
+        return None
+
+
+def _lint(args: argparse.Namespace) -> int:
+    runbooks = _load(args.directory)
+    if runbooks is None:
+        return EXIT_PROBLEMS
+    untested = [r for r in runbooks.runbooks if not r.spec.tests]
+    for r in untested:
+        print(f"{r.path}:1: tests: warning: runbook {r.spec.name!r} has no tests")
+    print(f"{len(runbooks.runbooks)} runbook(s) OK in {args.directory}")
+    return EXIT_OK
+
+
+def _test(args: argparse.Namespace) -> int:
+    runbooks = _load(args.directory)
+    if runbooks is None:
+        return EXIT_PROBLEMS
+    results = run_tests(runbooks, builtin_actions())
+    for result in results:
+        status = "PASS" if result.passed else "FAIL"
+        print(f"{status} {result.runbook.path.name} {result.runbook.ident}: {result.case}")
+        for problem in result.problems:
+            print(f"       {problem}")
+    failed = sum(not r.passed for r in results)
+    print(f"runbook cases: {len(results) - failed} passed, {failed} failed")
+    return EXIT_PROBLEMS if failed else EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    text = runbook_schema_text()
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    raw = sys.stdin.read() if str(args.payload) == "-" else args.payload.read_text("utf-8")
+    try:
+        notification = Notification.model_validate_json(raw)
+    except ValidationError as exc:
+        print(f"{args.payload}: not an Alertmanager webhook payload:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    runbooks = _load(args.runbooks)
+    if runbooks is None:
+        return EXIT_PROBLEMS
+    for explanation in explain(notification, runbooks, builtin_actions()):
+        print(explanation.render())
+    return EXIT_OK
+
+
+def _send_test_alert(args: argparse.Namespace) -> int:
+    labels = {
+        "alertname": "KubePodCrashLooping",
+        "namespace": "default",
+        "deployment": "web",
+        "severity": "warning",
+    }
+    for item in args.label:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"--label {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        labels[name] = value
+    payload = {
+        "version": "4",
+        "status": "resolved" if args.resolved else "firing",
+        "receiver": "remediator",
+        "groupKey": "{}:{}",
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": "resolved" if args.resolved else "firing",
+                "labels": labels,
+                "annotations": {"summary": "sample alert from remediator send-test-alert"},
+                "startsAt": datetime(2025, 1, 1, tzinfo=UTC).isoformat(),
+                "endsAt": datetime.now(UTC).isoformat()
+                if args.resolved
+                else "0001-01-01T00:00:00Z",
+                "generatorURL": "",
+                "fingerprint": _fingerprint(labels),
+            }
+        ],
+    }
+    token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
+    try:
+        status, body = asyncio.run(_post(args.url, payload, token))
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"{status} {body}")
+    return EXIT_OK if 200 <= status < 300 else EXIT_PROBLEMS
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    """Stable per label set, as Alertmanager's is, so a re-send is a re-notification."""
+    text = "\x00".join(f"{k}\xff{v}" for k, v in sorted(labels.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+async def _post(url: str, payload: Mapping[str, object], token: str | None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(url, json=payload, headers=headers) as response,
+    ):
+        return response.status, await response.text()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Plain data shapes shared by every layer; no I/O lives here."""

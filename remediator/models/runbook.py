@@ -1,0 +1,131 @@
+"""The runbook schema: what authors write in ``runbooks/*.yaml``.
+
+Every model forbids unknown keys, so a typo (``stpes:``) is an error at lint time rather
+than a silently ignored guard. Action names and parameters are checked against the
+action registry by the loader, which knows the registry; this module knows no actions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from remediator.models.duration import Duration
+
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(Strict):
+    """What a runbook acts on; each field is a Jinja2 template over the alert."""
+
+    kind: str = Field(description="Kubernetes kind, e.g. Deployment, Rollout, Certificate.")
+    namespace: str = Field(description="Template, e.g. '{{ labels.namespace }}'.")
+    name: str = Field(
+        default="",
+        description="Template for the object name; empty for namespace-wide actions.",
+    )
+
+
+class Step(Strict):
+    """One action with its parameters; string parameters are templates."""
+
+    action: str = Field(description="A registered action: notify, restart, rollback, ...")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Guards(Strict):
+    """Per-runbook policy on top of the server-wide guards."""
+
+    dry_run: bool = Field(
+        default=False,
+        description="Shadow mode for this runbook: record what would happen, touch nothing.",
+    )
+
+
+class Approval(Strict):
+    """Whether a person must approve before the steps run."""
+
+    required: bool = False
+    when: list[str] = Field(
+        default_factory=list,
+        description="Matchers; when set, approval is required only for alerts matching all.",
+    )
+
+
+class Verify(Strict):
+    timeout: Duration = Field(
+        default=timedelta(minutes=5), description="How long the target may take to heal."
+    )
+
+
+class TestAlert(Strict):
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ExpectedStep(Strict):
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class ExpectedTarget(Strict):
+    kind: str
+    namespace: str
+    name: str = ""
+
+
+class Expectation(Strict):
+    """The plan a test alert must produce, or the reason it must produce none."""
+
+    match: bool = True
+    target: ExpectedTarget | None = None
+    steps: list[ExpectedStep] | None = None
+    refused: str | None = Field(
+        default=None, description="Expected refusal reason, e.g. invalid_name."
+    )
+
+
+class TestCase(Strict):
+    name: str
+    alert: TestAlert
+    expect: Expectation
+
+
+class Runbook(Strict):
+    """One remediation: which alerts it takes, what it does, and under which guards."""
+
+    name: Annotated[str, Field(max_length=63)]
+    version: str = Field(description="Bumped by the author on every behavioural change.")
+    owner: str = Field(description="The owning team.")
+    description: str = ""
+    match: Annotated[list[str], Field(min_length=1)]
+    target: Target
+    steps: Annotated[list[Step], Field(min_length=1)]
+    guards: Guards = Field(default_factory=Guards)
+    approval: Approval = Field(default_factory=Approval)
+    verify: Verify = Field(default_factory=Verify)
+    escalate: list[Step] = Field(default_factory=list)
+    tests: list[TestCase] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("must be lowercase letters, digits and '-' (DNS-1123 label)")
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) else value
+
+
+RunbookMode = Literal["live", "dry_run"]

@@ -1,0 +1,1 @@
+"""Metrics and logs: how operators see what the server is doing."""

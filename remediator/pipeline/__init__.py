@@ -1,0 +1,1 @@
+"""The remediation pipeline: match → plan → guard → execute, each stage recorded."""

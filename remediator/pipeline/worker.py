@@ -1,0 +1,125 @@
+"""The worker: claims work items and runs each through the pipeline.
+
+Started and stopped by the app. A job that raises is retried with backoff and then
+failed for good, with the error in the incident's timeline; the worker never dies of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remediator.models.events import EventKind, Stage
+from remediator.observability.metrics import Metrics
+from remediator.pipeline.build import Pipeline
+from remediator.pipeline.record import Recorder
+from remediator.settings import WorkerSettings
+from remediator.store import jobs
+from remediator.store.jobs import Job
+from remediator.store.timeline import NewEvent
+
+log = structlog.get_logger(__name__)
+MAX_BACKOFF = 60.0
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        pipeline: Pipeline,
+        recorder: Recorder,
+        settings: WorkerSettings,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        ready: Callable[[], bool],
+    ) -> None:
+        self._engine = engine
+        self._pipeline = pipeline
+        self._recorder = recorder
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._ready = ready
+        self._wakeup = asyncio.Event()
+        self.id = worker_id()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called after new work is committed, so it is picked up without polling delay."""
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            if not self._ready():
+                # Without runbooks every alert would be "no match"; keep it queued instead.
+                await asyncio.sleep(self._settings.poll_interval)
+                continue
+            try:
+                claimed = await jobs.claim(
+                    self._engine, self.id, self._clock(), self._settings.concurrency
+                )
+                self._metrics.queue_depth.set(await jobs.depth(self._engine))
+            except Exception:
+                log.exception("claim_failed")
+                claimed = []
+            if claimed:
+                await asyncio.gather(*(self._one(job) for job in claimed))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+
+    async def _one(self, job: Job) -> None:
+        with structlog.contextvars.bound_contextvars(incident_id=job.incident_id, job_id=job.id):
+            try:
+                await self._pipeline.process(job.incident_id)
+                await jobs.finish(self._engine, job.id, self._clock())
+            except Exception as exc:
+                log.exception("job_failed", attempt=job.attempts)
+                await self._failed(job, exc)
+
+    async def _failed(self, job: Job, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            if job.attempts < self._settings.max_attempts:
+                delay = min(MAX_BACKOFF, 2.0**job.attempts)
+                not_before = self._clock() + timedelta(seconds=delay)
+                await jobs.retry_later(self._engine, job.id, not_before, error)
+                self._metrics.job_failures.labels("retried").inc()
+                return
+            await jobs.finish(self._engine, job.id, self._clock(), error=error)
+            self._metrics.job_failures.labels("failed").inc()
+            await self._recorder.record(
+                job.incident_id,
+                [
+                    NewEvent(
+                        Stage.RECORD,
+                        EventKind.FAILED,
+                        f"processing failed after {job.attempts} attempts: {error}",
+                    )
+                ],
+            )
+        except Exception:
+            # The store is down too; the job stays claimed and is requeued as stale.
+            log.exception("job_failure_not_recorded")

@@ -1,0 +1,1 @@
+"""Runbooks: loading, matching, rendering and hot reload."""

@@ -1,0 +1,175 @@
+"""Server configuration: one YAML file, with environment variables for secrets.
+
+Environment variables (``REMEDIATOR_`` prefix, ``__`` between levels, e.g.
+``REMEDIATOR_AUTH__BEARER_TOKEN``) override the file, so a token never has to be
+written into a ConfigMap. Unknown keys are errors, and errors name the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from remediator.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(Section):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9595
+    external_url: str = Field(default="", description="Base URL used in incident links.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+
+class AuthSettings(Section):
+    """Credentials Alertmanager must present; bearer token or basic auth."""
+
+    bearer_token: SecretStr | None = None
+    bearer_token_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    insecure_no_auth: bool = Field(
+        default=False, description="Accept unauthenticated webhooks. Never in production."
+    )
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> AuthSettings:
+        if self.bearer_token and self.bearer_token_file:
+            raise ValueError("set bearer_token or bearer_token_file, not both")
+        if self.password and self.password_file:
+            raise ValueError("set password or password_file, not both")
+        if (self.password or self.password_file) and not self.username:
+            raise ValueError("password needs username")
+        return self
+
+    def resolved_token(self) -> str | None:
+        if self.bearer_token_file is not None:
+            return _read_secret(self.bearer_token_file, "auth.bearer_token_file")
+        return self.bearer_token.get_secret_value() if self.bearer_token else None
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return _read_secret(self.password_file, "auth.password_file")
+        return self.password.get_secret_value() if self.password else None
+
+
+def _read_secret(path: Path, key: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+    if not value:
+        raise ConfigError(f"{key}: {path} is empty")
+    return value
+
+
+class StoreSettings(Section):
+    url: str = Field(
+        default="sqlite+aiosqlite:///remediator.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…",
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="FULL survives power loss; NORMAL survives a process crash only.",
+    )
+
+
+class RunbookSettings(Section):
+    dir: Path = Path("runbooks")
+    watch: bool = Field(default=True, description="Hot-reload runbooks when files change.")
+
+
+class NamespacePolicy(Section):
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of namespaces actions may touch; empty allows none.",
+    )
+    deny: list[str] = Field(
+        default_factory=lambda: ["kube-system"],
+        description="Glob patterns that are never touched, even when allowed.",
+    )
+
+
+class GuardSettings(Section):
+    dry_run: bool = Field(
+        default=True, description="Shadow mode: record what would be done, change nothing."
+    )
+    namespaces: NamespacePolicy = Field(default_factory=NamespacePolicy)
+
+
+class WorkerSettings(Section):
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+
+
+class LogSettings(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class Settings(BaseSettings):
+    """The whole configuration; see the README's configuration reference."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REMEDIATOR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file so secrets can stay out of it.
+        return env_settings, init_settings
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> Settings:
+        """Read ``path`` (if any), apply the environment and ``overrides``; validate."""
+        data: dict[str, Any] = {}
+        source = str(path) if path else "configuration"
+        if path is not None:
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            if loaded is not None and not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: the top level must be a mapping")
+            data = loaded or {}
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".", 1)
+            data.setdefault(section, {})[key] = value
+        try:
+            return cls(**data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(source, exc)) from None
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Durable state: alert instances, incidents, timeline events, work items, executions."""

@@ -1,0 +1,293 @@
+"""Persist webhook notifications: alert instances, incidents, events and work items.
+
+The webhook handler awaits ``IngestWriter.write`` and answers 200 only once the rows
+are committed. One writer task commits whatever requests are waiting in one
+transaction (group commit), so a burst from Alertmanager costs one fsync, not one per
+request. Deduplication on ``(fingerprint, startsAt)`` happens inside that transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remediator.errors import StoreUnavailable
+from remediator.models.alert import Alert, Notification
+from remediator.models.events import EventKind, IncidentStatus, Stage
+from remediator.models.ids import new_id
+from remediator.store.tables import alerts, events, incidents, jobs
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_BATCH = 256
+CONFLICT_RETRIES = 3
+
+
+@dataclass
+class IngestResult:
+    """What one notification changed; the caller turns it into metrics."""
+
+    received: int = 0
+    renotified: int = 0
+    resolved: int = 0
+    jobs: int = 0
+
+
+@dataclass
+class _Known:
+    alert_id: str
+    incident_id: str
+    status: str
+
+
+@dataclass
+class _Rows:
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    renotified: list[dict[str, Any]] = field(default_factory=list)
+    resolved_alerts: list[dict[str, Any]] = field(default_factory=list)
+    resolved_incidents: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class IngestWriter:
+    """Single writer task with group commit; see the module docstring."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._on_commit = on_commit
+        self._queue: asyncio.Queue[tuple[Notification, asyncio.Future[IngestResult]]] = (
+            asyncio.Queue()
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ingest-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def write(self, notification: Notification) -> IngestResult:
+        """Persist ``notification``; raises StoreUnavailable if it was not committed."""
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        await self._queue.put((notification, future))
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._commit([n for n, _ in batch])
+            except (SQLAlchemyError, OSError) as exc:
+                log.error("store_write_failed", error=str(exc), batch=len(batch))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreUnavailable(str(exc)))
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+            self._on_commit()
+
+    async def _commit(self, batch: Sequence[Notification]) -> list[IngestResult]:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                async with self._engine.begin() as conn:
+                    return await _write_batch(conn, batch, self._clock())
+            except IntegrityError:
+                # Another replica inserted the same instance first; re-read and retry.
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+
+async def _write_batch(
+    conn: AsyncConnection, batch: Sequence[Notification], now: datetime
+) -> list[IngestResult]:
+    known = await _load_known(conn, batch)
+    rows = _Rows()
+    results = [_plan_notification(n, known, rows, now) for n in batch]
+    await _flush(conn, rows)
+    return results
+
+
+async def _load_known(
+    conn: AsyncConnection, batch: Sequence[Notification]
+) -> dict[tuple[str, datetime], _Known]:
+    fingerprints = {a.fingerprint for n in batch for a in n.alerts}
+    if not fingerprints:
+        return {}
+    query = select(
+        alerts.c.id, alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status
+    ).where(alerts.c.fingerprint.in_(fingerprints))
+    return {
+        (r.fingerprint, r.starts_at): _Known(r.id, r.incident_id, r.status)
+        for r in await conn.execute(query)
+    }
+
+
+def _plan_notification(
+    n: Notification, known: dict[tuple[str, datetime], _Known], rows: _Rows, now: datetime
+) -> IngestResult:
+    result = IngestResult()
+    for alert in n.alerts:
+        key = (alert.fingerprint, alert.startsAt)
+        seen = known.get(key)
+        if seen is None:
+            known[key] = _new_instance(n, alert, rows, now)
+            result.received += 1
+            if alert.status == "firing":
+                result.jobs += 1
+            else:
+                result.resolved += 1
+        elif seen.status == "firing" and alert.status == "resolved":
+            _resolve(seen, alert, rows, now)
+            result.resolved += 1
+        else:
+            # Same instance again: repeat_interval, an HA peer, or a late firing copy
+            # after resolution. Counted and recorded; nothing runs again.
+            rows.renotified.append({"b_id": seen.alert_id, "b_now": now})
+            rows.events.append(
+                _event(
+                    seen.incident_id,
+                    now,
+                    EventKind.RENOTIFIED,
+                    f"re-notified ({alert.status})",
+                    {"status": alert.status},
+                )
+            )
+            result.renotified += 1
+    return result
+
+
+def _new_instance(n: Notification, alert: Alert, rows: _Rows, now: datetime) -> _Known:
+    incident_id = new_id()
+    resolved = alert.status == "resolved"
+    status = IncidentStatus.RESOLVED if resolved else IncidentStatus.OPEN
+    rows.incidents.append(
+        {
+            "id": incident_id,
+            "status": status,
+            "alertname": alert.labels.get("alertname", ""),
+            "namespace": alert.labels.get("namespace", ""),
+            "severity": alert.labels.get("severity", ""),
+            "summary": alert.annotations.get("summary", ""),
+            "external_url": n.externalURL,
+            "group_key": n.groupKey,
+            "created_at": now,
+            "updated_at": now,
+            "resolved_at": now if resolved else None,
+        }
+    )
+    alert_id = new_id()
+    rows.alerts.append(
+        {
+            "id": alert_id,
+            "incident_id": incident_id,
+            "fingerprint": alert.fingerprint,
+            "starts_at": alert.startsAt,
+            "ends_at": alert.ends_at,
+            "status": alert.status,
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "generator_url": alert.generatorURL,
+            "notifications": 1,
+            "first_seen": now,
+            "last_seen": now,
+        }
+    )
+    rows.events.append(
+        _event(
+            incident_id,
+            now,
+            EventKind.RECEIVED,
+            f"{alert.status} alert received",
+            {"fingerprint": alert.fingerprint, "receiver": n.receiver},
+        )
+    )
+    if resolved:
+        rows.events.append(_event(incident_id, now, EventKind.RESOLVED, "alert resolved", {}))
+    else:
+        rows.jobs.append(
+            {
+                "incident_id": incident_id,
+                "status": "pending",
+                "attempts": 0,
+                "not_before": now,
+                "created_at": now,
+            }
+        )
+    return _Known(alert_id, incident_id, alert.status)
+
+
+def _resolve(seen: _Known, alert: Alert, rows: _Rows, now: datetime) -> None:
+    seen.status = "resolved"
+    rows.resolved_alerts.append({"b_id": seen.alert_id, "b_now": now, "b_ends": alert.ends_at})
+    rows.resolved_incidents.append({"b_id": seen.incident_id, "b_now": now})
+    rows.events.append(_event(seen.incident_id, now, EventKind.RESOLVED, "alert resolved", {}))
+
+
+def _event(
+    incident_id: str, now: datetime, kind: EventKind, message: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "at": now,
+        "stage": Stage.INGEST,
+        "kind": kind,
+        "runbook": None,
+        "reason": None,
+        "message": message,
+        "data": data,
+    }
+
+
+async def _flush(conn: AsyncConnection, rows: _Rows) -> None:
+    if rows.incidents:
+        await conn.execute(insert(incidents), rows.incidents)
+        await conn.execute(insert(alerts), rows.alerts)
+    if rows.renotified:
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.id == bindparam("b_id"))
+            .values(notifications=alerts.c.notifications + 1, last_seen=bindparam("b_now")),
+            rows.renotified,
+        )
+    if rows.resolved_alerts:
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.id == bindparam("b_id"))
+            .values(status="resolved", last_seen=bindparam("b_now"), ends_at=bindparam("b_ends")),
+            rows.resolved_alerts,
+        )
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == bindparam("b_id"))
+            .values(
+                status=IncidentStatus.RESOLVED,
+                updated_at=bindparam("b_now"),
+                resolved_at=bindparam("b_now"),
+            ),
+            rows.resolved_incidents,
+        )
+    if rows.events:
+        await conn.execute(insert(events), rows.events)
+    if rows.jobs:
+        await conn.execute(insert(jobs), rows.jobs)

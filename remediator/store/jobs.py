@@ -1,0 +1,87 @@
+"""Work items: one per new firing alert instance, claimed by workers.
+
+Claiming is one UPDATE … RETURNING over a ``FOR UPDATE SKIP LOCKED`` subquery, so on
+PostgreSQL several replicas share the queue without a leader; SQLite ignores the lock
+clause and has a single writer anyway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remediator.store.tables import jobs
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    incident_id: str
+    attempts: int
+
+
+async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
+    """Mark up to ``limit`` due jobs as running for ``worker`` and return them."""
+    due = (
+        select(jobs.c.id)
+        .where(jobs.c.status == "pending", jobs.c.not_before <= now)
+        .order_by(jobs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(jobs)
+        .where(jobs.c.id.in_(due))
+        .values(status="running", claimed_by=worker, claimed_at=now, attempts=jobs.c.attempts + 1)
+        .returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts)
+    )
+    async with engine.begin() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return sorted((Job(r.id, r.incident_id, r.attempts) for r in rows), key=lambda j: j.id)
+
+
+async def finish(
+    engine: AsyncEngine, job_id: int, now: datetime, *, error: str | None = None
+) -> None:
+    """Close a job: done, or failed for good when ``error`` is given."""
+    status = "failed" if error else "done"
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(status=status, finished_at=now, last_error=error)
+        )
+
+
+async def retry_later(engine: AsyncEngine, job_id: int, not_before: datetime, error: str) -> None:
+    """Hand a job back to the queue after a transient failure."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(status="pending", not_before=not_before, last_error=error, claimed_by=None)
+        )
+
+
+async def requeue_stale(engine: AsyncEngine, claimed_before: datetime) -> int:
+    """Return jobs whose worker died (claimed before the cut-off) to the queue."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(jobs)
+            .where(jobs.c.status == "running", jobs.c.claimed_at < claimed_before)
+            .values(status="pending", claimed_by=None)
+        )
+    return result.rowcount
+
+
+async def depth(engine: AsyncEngine) -> int:
+    """Jobs not yet finished (pending or running)."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count()).select_from(jobs).where(jobs.c.status.in_(("pending", "running")))
+        )
+    return int(count or 0)

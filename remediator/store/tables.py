@@ -1,0 +1,145 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations must produce exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        utc = value.astimezone(UTC)
+        # SQLite keeps text; store naive UTC so equal instants compare equal as strings.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("alertname", Text, nullable=False),
+    Column("namespace", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("external_url", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Index(None, "status", "id"),
+    Index(None, "namespace"),
+    Index(None, "alertname"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=False),
+    Column("notifications", Integer, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    UniqueConstraint("fingerprint", "starts_at"),
+    Index(None, "incident_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("runbook", Text),
+    Column("reason", String(64)),
+    Column("message", Text, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index(None, "incident_id", "id"),
+    Index(None, "runbook", "kind"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("not_before", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("claimed_at", UTCDateTime),
+    Column("claimed_by", Text),
+    Column("finished_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(None, "status", "not_before"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    Column("runbook", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("detail", Text, nullable=False),
+    # The exactly-once key: one execution per (runbook, version, step, target, alert instance).
+    UniqueConstraint("runbook", "version", "step", "target", "incident_id"),
+    Index(None, "incident_id"),
+)

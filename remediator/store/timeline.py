@@ -1,0 +1,159 @@
+"""The incident timeline: append-only events, and the queries the API reads it with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from remediator.models.alert import AlertInstance
+from remediator.models.events import EventKind
+from remediator.models.incident import (
+    Execution,
+    IncidentDetail,
+    IncidentPage,
+    IncidentSummary,
+    TimelineEvent,
+)
+from remediator.store.tables import alerts, events, executions, incidents
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a pipeline stage wants recorded."""
+
+    stage: str
+    kind: str
+    message: str
+    runbook: str | None = None
+    reason: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    status: str | None = None
+    runbook: str | None = None
+    namespace: str | None = None
+    alertname: str | None = None
+
+
+async def append(
+    engine: AsyncEngine, incident_id: str, new: Sequence[NewEvent], now: datetime
+) -> None:
+    """Append events in order and touch the incident's ``updated_at``."""
+    if not new:
+        return
+    rows = [
+        {
+            "incident_id": incident_id,
+            "at": now,
+            "stage": e.stage,
+            "kind": e.kind,
+            "runbook": e.runbook,
+            "reason": e.reason,
+            "message": e.message,
+            "data": e.data,
+        }
+        for e in new
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(insert(events), rows)
+        await conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
+        )
+
+
+async def load_instance(engine: AsyncEngine, incident_id: str) -> AlertInstance | None:
+    query = (
+        select(incidents.c.status.label("incident_status"), incidents.c.external_url, alerts)
+        .join(alerts, alerts.c.incident_id == incidents.c.id)
+        .where(incidents.c.id == incident_id)
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return AlertInstance(
+        incident_id=incident_id,
+        incident_status=row.incident_status,
+        fingerprint=row.fingerprint,
+        status=row.status,
+        starts_at=row.starts_at,
+        labels=row.labels,
+        annotations=row.annotations,
+        generator_url=row.generator_url,
+        external_url=row.external_url,
+    )
+
+
+def _summary_query() -> Select[Any]:
+    return select(
+        incidents,
+        alerts.c.fingerprint,
+        alerts.c.starts_at,
+        alerts.c.notifications,
+        alerts.c.labels,
+        alerts.c.annotations,
+        alerts.c.generator_url,
+    ).join(alerts, alerts.c.incident_id == incidents.c.id)
+
+
+async def list_incidents(
+    engine: AsyncEngine, where: IncidentFilter, limit: int, cursor: str | None
+) -> IncidentPage:
+    """Newest first; ``cursor`` is the last id of the previous page."""
+    query = _summary_query()
+    conditions = []
+    if where.status:
+        conditions.append(incidents.c.status == where.status)
+    if where.namespace:
+        conditions.append(incidents.c.namespace == where.namespace)
+    if where.alertname:
+        conditions.append(incidents.c.alertname == where.alertname)
+    if where.runbook:
+        conditions.append(
+            exists().where(
+                events.c.incident_id == incidents.c.id,
+                events.c.kind == EventKind.MATCHED,
+                events.c.runbook == where.runbook,
+            )
+        )
+    if cursor:
+        conditions.append(incidents.c.id < cursor)
+    query = query.where(and_(*conditions)).order_by(incidents.c.id.desc()).limit(limit + 1)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    items = [IncidentSummary.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    next_cursor = items[-1].id if len(rows) > limit else None
+    return IncidentPage(items=items, next_cursor=next_cursor)
+
+
+async def get_incident(engine: AsyncEngine, incident_id: str) -> IncidentDetail | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(_summary_query().where(incidents.c.id == incident_id))).first()
+        if row is None:
+            return None
+        timeline = (
+            await conn.execute(
+                select(events).where(events.c.incident_id == incident_id).order_by(events.c.id)
+            )
+        ).all()
+        runs = (
+            await conn.execute(
+                select(executions)
+                .where(executions.c.incident_id == incident_id)
+                .order_by(executions.c.id)
+            )
+        ).all()
+    return IncidentDetail.model_validate(
+        {
+            **row._asdict(),
+            "events": [TimelineEvent.model_validate(e, from_attributes=True) for e in timeline],
+            "executions": [Execution.model_validate(x, from_attributes=True) for x in runs],
+        }
+    )

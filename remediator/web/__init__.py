@@ -1,0 +1,1 @@
+"""HTTP interface: the Alertmanager webhook, the incident API, health and metrics."""

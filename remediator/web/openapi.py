@@ -1,0 +1,122 @@
+"""The OpenAPI 3.1 document of the JSON API, generated from the pydantic models it serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from remediator import __version__
+from remediator.models.alert import Notification
+from remediator.models.incident import ErrorBody, IncidentDetail, IncidentPage
+
+REF = "#/components/schemas/{model}"
+
+
+def _json(ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model=ref)}}},
+    }
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def document() -> dict[str, Any]:
+    _, schemas = models_json_schema(
+        [(m, "validation") for m in (Notification, IncidentPage, IncidentDetail, ErrorBody)],
+        ref_template=REF,
+    )
+    err = {
+        code: _json("ErrorBody", text)
+        for code, text in (
+            ("400", "Malformed or invalid request; `field` names the problem."),
+            ("401", "Missing or wrong credentials."),
+        )
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "remediator",
+            "version": __version__,
+            "description": "Alertmanager-driven remediation: webhook and incident timeline.",
+        },
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+        "security": [{"bearer": []}, {"basic": []}],
+        "paths": {
+            "/api/v1/alerts": {
+                "post": {
+                    "summary": "Alertmanager webhook (v4)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": REF.format(model="Notification")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "Stored durably."},
+                        **err,
+                        "413": _json("ErrorBody", "Body larger than server.max_body_bytes."),
+                        "503": _json("ErrorBody", "Store unavailable; Alertmanager retries."),
+                    },
+                }
+            },
+            "/api/v1/incidents": {
+                "get": {
+                    "summary": "Incidents, newest first",
+                    "parameters": [
+                        _query("status", "open or resolved", {"enum": ["open", "resolved"]}),
+                        _query("runbook", "Matched runbook name", {"type": "string"}),
+                        _query("namespace", "Alert namespace label", {"type": "string"}),
+                        _query("alertname", "Alert name", {"type": "string"}),
+                        _query(
+                            "limit",
+                            "Page size",
+                            {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                        ),
+                        _query("cursor", "next_cursor of the previous page", {"type": "string"}),
+                    ],
+                    "responses": {"200": _json("IncidentPage", "A page of incidents."), **err},
+                }
+            },
+            "/api/v1/incidents/{incident_id}": {
+                "get": {
+                    "summary": "One incident with its timeline",
+                    "parameters": [
+                        {
+                            "name": "incident_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json("IncidentDetail", "The incident."),
+                        **err,
+                        "404": _json("ErrorBody", "No such incident."),
+                    },
+                }
+            },
+        },
+    }
+
+
+async def serve(request: web.Request) -> web.Response:
+    return web.json_response(document())
