@@ -30,6 +30,19 @@ log = structlog.get_logger(__name__)
 MAX_BACKOFF = 60.0
 
 
+async def stop_task(task: asyncio.Task[None], grace: float) -> None:
+    """Wait for a task asked to stop; cancel it if it does not within ``grace`` seconds.
+
+    Cancelling a task inside a database transaction is the last resort: the driver's
+    clean-up then races the loop's shutdown.
+    """
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
@@ -55,6 +68,7 @@ class Worker:
         self._wakeup = asyncio.Event()
         self.id = worker_id()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         """Called after new work is committed, so it is picked up without polling delay."""
@@ -63,14 +77,15 @@ class Worker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="worker")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish the jobs in hand, then stop; cancel only what outlives ``grace``."""
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, grace)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             if not self._ready():
                 # Without runbooks every alert would be "no match"; keep it queued instead.

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.errors import StoreUnavailable
@@ -31,6 +31,9 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], datetime]
 MAX_BATCH = 256
 CONFLICT_RETRIES = 3
+
+
+_Pending = tuple[Notification, "asyncio.Future[IngestResult]"]
 
 
 @dataclass
@@ -68,16 +71,20 @@ class IngestWriter:
         self._engine = engine
         self._clock = clock
         self._on_commit = on_commit
-        self._queue: asyncio.Queue[tuple[Notification, asyncio.Future[IngestResult]]] = (
-            asyncio.Queue()
-        )
+        # None is the stop sentinel, queued behind everything already accepted.
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        done, _ = await asyncio.wait({self._task}, timeout=grace)
+        if not done:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -89,14 +96,22 @@ class IngestWriter:
         return await asyncio.shield(future)
 
     async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+        stopping = False
+        while not stopping:
+            batch: list[_Pending] = []
+            item = await self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= MAX_BATCH or self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            stopping = item is None
+            if not batch:
+                continue
             try:
                 results = await self._commit([n for n, _ in batch])
-            except (SQLAlchemyError, OSError) as exc:
-                log.error("store_write_failed", error=str(exc), batch=len(batch))
+            except Exception as exc:  # the writer must outlive any failure, or webhooks hang
+                log.error("store_write_failed", error=str(exc), batch=len(batch), exc_info=True)
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(StoreUnavailable(str(exc)))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, insert, select, update
+from sqlalchemy import ColumnElement, Select, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.models.alert import AlertInstance
@@ -108,7 +108,7 @@ async def list_incidents(
 ) -> IncidentPage:
     """Newest first; ``cursor`` is the last id of the previous page."""
     query = _summary_query()
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if where.status:
         conditions.append(incidents.c.status == where.status)
     if where.namespace:
@@ -125,7 +125,7 @@ async def list_incidents(
         )
     if cursor:
         conditions.append(incidents.c.id < cursor)
-    query = query.where(and_(*conditions)).order_by(incidents.c.id.desc()).limit(limit + 1)
+    query = query.where(*conditions).order_by(incidents.c.id.desc()).limit(limit + 1)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     items = [IncidentSummary.model_validate(r, from_attributes=True) for r in rows[:limit]]

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Unpack
+from typing import IO, Any, Unpack
 
+import aiohttp
 import pytest
+
+from tests.conftest import FIXTURES
 
 from .alertmanager import (
     ALERTMANAGER_BIN,
     AlertmanagerFactory,
     AlertmanagerProcess,
     ConfigOptions,
+    free_port,
     start_alertmanager,
 )
 
@@ -49,3 +59,158 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[AlertmanagerFactory]:
     yield factory
     for am in started:
         am.stop()
+
+
+# --- remediator server as a real subprocess ---------------------------------------------
+
+E2E_TOKEN = "e2e-token"
+SERVER_READY_TIMEOUT = 15.0
+SERVER_STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class RemediatorServer:
+    """A running ``remediator serve``; ``url`` is ``http://127.0.0.1:PORT``."""
+
+    url: str
+    token: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log_file: IO[bytes] = field(repr=False)
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Alertmanager should post: ``POST /api/v1/alerts``."""
+        return f"{self.url}/api/v1/alerts"
+
+    def log_text(self) -> str:
+        """The server's stdout and stderr so far, for assertion messages."""
+        if not self._log_file.closed:
+            self._log_file.flush()
+        return self.log_path.read_text(errors="replace")
+
+    async def get_json(self, path: str, **params: str) -> Any:
+        """GET ``path`` with the bearer token; fail (showing the server log) unless 200."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"{self.url}{path}", params=params, headers=headers) as resp,
+        ):
+            body = await resp.text()
+        assert resp.status == 200, (
+            f"GET {path} {params} -> {resp.status}: {body}\n--- server log ---\n{self.log_text()}"
+        )
+        return json.loads(body)
+
+    async def incidents(self, **params: str) -> list[dict[str, Any]]:
+        """``GET /api/v1/incidents`` items (newest first)."""
+        page = await self.get_json("/api/v1/incidents", **params)
+        items: list[dict[str, Any]] = page["items"]
+        return items
+
+    async def incident(self, incident_id: str) -> dict[str, Any]:
+        """``GET /api/v1/incidents/{id}``: summary, labels, events and executions."""
+        detail: dict[str, Any] = await self.get_json(f"/api/v1/incidents/{incident_id}")
+        return detail
+
+    async def metrics_text(self) -> str:
+        """``GET /metrics`` (no auth): Prometheus text exposition."""
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"{self.url}/metrics") as resp,
+        ):
+            body = await resp.text()
+        assert resp.status == 200, f"GET /metrics -> {resp.status}: {body}"
+        return body
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after 5 s; close the log. Idempotent."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=SERVER_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if not self._log_file.closed:
+            self._log_file.close()
+
+
+def _write_server_config(tmp_dir: Path, port: int) -> Path:
+    runbooks = tmp_dir / "runbooks"
+    if not runbooks.exists():
+        shutil.copytree(FIXTURES / "runbooks", runbooks)
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "auth": {"bearer_token": E2E_TOKEN},
+        "store": {"url": f"sqlite+aiosqlite:///{tmp_dir / 'store.db'}"},
+        "runbooks": {"dir": str(runbooks), "watch": False},
+        "guards": {"dry_run": True, "namespaces": {"allow": ["prod"]}},
+        "worker": {"poll_interval": 0.1},
+        "log": {"level": "info", "format": "json"},
+    }
+    path = tmp_dir / "remediator.yaml"
+    path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is valid YAML
+    return path
+
+
+def _server_ready(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        conn.request("GET", "/readyz")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def _launch_server(tmp_dir: Path, attempt: int) -> tuple[RemediatorServer, int]:
+    port = free_port()
+    config = _write_server_config(tmp_dir, port)
+    log_path = tmp_dir / f"server-{attempt}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "remediator.cli", "serve", "--config", str(config)],
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    return RemediatorServer(url, E2E_TOKEN, process, log_path, log_file), port
+
+
+@pytest.fixture
+def remediator_server(tmp_path: Path) -> Iterator[RemediatorServer]:
+    """``python -m remediator.cli serve`` on loopback: token ``e2e-token``, dry run,
+    namespaces allow ``["prod"]``, the runbooks of ``tests/fixtures/runbooks``.
+
+    Ready once ``GET /readyz`` answers 200 (15 s); SIGTERM at teardown.
+    """
+    tmp_dir = tmp_path / "remediator"
+    tmp_dir.mkdir()
+    log = ""
+    for attempt in range(3):  # retry only if the probed port got taken in between
+        server, port = _launch_server(tmp_dir, attempt)
+        deadline = time.monotonic() + SERVER_READY_TIMEOUT
+        while time.monotonic() < deadline and server.process.poll() is None:
+            if _server_ready(port):
+                try:
+                    yield server
+                finally:
+                    server.stop()
+                return
+            time.sleep(0.05)
+        exit_code = server.process.poll()
+        server.stop()
+        log = server.log_text()
+        if exit_code is not None and "address already in use" in log.lower():
+            continue
+        state = (
+            f"not ready after {SERVER_READY_TIMEOUT:.0f} s"
+            if exit_code is None
+            else f"exited with code {exit_code} before becoming ready"
+        )
+        pytest.fail(f"remediator at {server.url} {state}; log:\n{log}", pytrace=False)
+    pytest.fail(f"remediator could not bind a free port; log:\n{log}", pytrace=False)

@@ -1,0 +1,65 @@
+"""Shared fixtures: settings on a temporary SQLite store and the shipped-style runbooks."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from remediator.app import create_app
+from remediator.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def runbook_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "runbooks"
+    shutil.copytree(FIXTURES / "runbooks", target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, runbook_dir: Path) -> Settings:
+    return Settings.load(
+        None,
+        **{
+            "auth.bearer_token": TOKEN,
+            "store.url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+            "store.sqlite_synchronous": "NORMAL",
+            "runbooks.dir": runbook_dir,
+            "runbooks.watch": False,
+            "guards.dry_run": True,
+            "guards.namespaces": {"allow": ["prod", "stage"], "deny": ["kube-system"]},
+            "worker.poll_interval": 0.05,
+        },
+    )
+
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
+    return await aiohttp_client(create_app(settings))
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], *, timeout: float = 5.0, interval: float = 0.02
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; fail with its last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
