@@ -61,7 +61,9 @@ class Approval(Strict):
 
 class Verify(Strict):
     timeout: Duration = Field(
-        default=timedelta(minutes=5), description="How long the target may take to heal."
+        default=timedelta(minutes=5),
+        description="How long the target may take to heal.",
+        json_schema_extra={"default": "5m"},
     )
 
 
@@ -103,7 +105,10 @@ class Runbook(Strict):
     """One remediation: which alerts it takes, what it does, and under which guards."""
 
     name: Annotated[str, Field(max_length=63)]
-    version: str = Field(description="Bumped by the author on every behavioural change.")
+    version: str = Field(
+        description="Bumped by the author on every behavioural change, e.g. 3 or '1.10'.",
+        json_schema_extra={"type": ["string", "integer"]},
+    )
     owner: str = Field(description="The owning team.")
     description: str = ""
     match: Annotated[list[str], Field(min_length=1)]
@@ -125,7 +130,10 @@ class Runbook(Strict):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, value: object) -> object:
-        return str(value) if isinstance(value, int | float) else value
+        if isinstance(value, float):
+            # YAML reads 1.10 as the number 1.1; refuse rather than collide two versions.
+            raise ValueError(f"write a dotted version as a string, e.g. version: '{value}'")
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 RunbookMode = Literal["live", "dry_run"]

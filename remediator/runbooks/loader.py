@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class LoadedRunbook:
     name: Template | str
     steps: tuple[CompiledStep, ...]
     escalate: tuple[CompiledStep, ...]
+    name_line: int = 1
 
     @property
     def ident(self) -> str:
@@ -119,7 +120,15 @@ def load_file(path: Path, actions: Registry) -> LoadedRunbook:
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        raise RunbookError([f"{path}:{line}: not valid YAML: {exc}"]) from exc
+        what = (
+            " ".join(
+                str(part)
+                for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
+                if part
+            )
+            or type(exc).__name__
+        )
+        raise RunbookError([f"{path}:{line}: not valid YAML: {what}"]) from exc
     problems = _Problems(path, tree)
     if not isinstance(tree, dict):
         problems.add((), "a runbook file must be a YAML mapping")
@@ -133,7 +142,7 @@ def load_file(path: Path, actions: Registry) -> LoadedRunbook:
     loaded = _compile(spec, path, actions, problems)
     if problems.lines or loaded is None:
         raise RunbookError(problems.lines)
-    return loaded
+    return replace(loaded, name_line=_line_of(tree, ("name",)))
 
 
 def _compile(
@@ -184,6 +193,7 @@ def _steps(
     steps: Sequence[Step], field: str, spec: Runbook, actions: Registry, problems: _Problems
 ) -> tuple[CompiledStep, ...]:
     compiled = []
+    kind_checked: set[str] = set()
     for i, step in enumerate(steps):
         loc: Loc = (field, i)
         action = actions.get(step.action)
@@ -191,15 +201,12 @@ def _steps(
             known = ", ".join(sorted(actions))
             problems.add((*loc, "action"), f"unknown action {step.action!r} (known: {known})")
             continue
-        if (
-            action.kinds
-            and spec.target.kind not in action.kinds
-            and not is_template(spec.target.kind)
-        ):
-            allowed = ", ".join(sorted(action.kinds))
-            problems.add(
-                ("target", "kind"), f"{step.action} acts on {allowed}, not {spec.target.kind}"
-            )
+        kind = spec.target.kind
+        if action.kinds and kind not in action.kinds and not is_template(kind):
+            if step.action not in kind_checked:
+                allowed = ", ".join(sorted(action.kinds))
+                problems.add(("target", "kind"), f"{step.action} acts on {allowed}, not {kind}")
+            kind_checked.add(step.action)
         _check_params(step, action.params_model, loc, problems)
         try:
             params = compile_value(step.params)
@@ -213,6 +220,7 @@ def _steps(
 def _check_params(step: Step, model: Any, loc: Loc, problems: _Problems) -> None:
     """Catch what can be caught before rendering: unknown, missing and mistyped params."""
     fields = model.model_fields
+    before = len(problems.lines)
     for key in step.params:
         if key not in fields:
             problems.add(
@@ -223,7 +231,7 @@ def _check_params(step: Step, model: Any, loc: Loc, problems: _Problems) -> None
     for name, info in fields.items():
         if info.is_required() and name not in step.params:
             problems.add((*loc, "params"), f"missing required parameter {name!r}")
-    if problems.lines or any(_has_template(v) for v in step.params.values()):
+    if len(problems.lines) > before or any(_has_template(v) for v in step.params.values()):
         return
     try:
         model.model_validate(step.params)
@@ -261,7 +269,10 @@ def load_dir(directory: Path, actions: Registry) -> RunbookSet:
             continue
         other = seen.get(runbook.spec.name)
         if other is not None:
-            problems.append(f"{path}:1: name: {runbook.spec.name!r} is also defined in {other}")
+            problems.append(
+                f"{path}:{runbook.name_line}: name: {runbook.spec.name!r} "
+                f"is also defined in {other}"
+            )
             continue
         seen[runbook.spec.name] = path
         loaded.append(runbook)

@@ -46,22 +46,7 @@ def test_there_are_shipped_runbooks() -> None:
     ]
 
 
-# Known bug in remediator/models/runbook.py: the schema declares ``version`` a string, but the
-# model accepts numbers and the shipped example writes ``version: 1``. Strict: once fixed,
-# this xfail turns into a failure and must be removed.
-_VERSION_IS_A_NUMBER = pytest.mark.xfail(
-    strict=True, reason="schema says version is a string; the loader accepts `version: 1`"
-)
-_KNOWN_BAD = {"crashloop-restart.yaml"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, id=p.name, marks=[_VERSION_IS_A_NUMBER] if p.name in _KNOWN_BAD else [])
-        for p in SHIPPED
-    ],
-)
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_shipped_runbooks_validate_against_the_schema(path: Path) -> None:
     document = YAML(typ="safe").load(path.read_text("utf-8"))
 

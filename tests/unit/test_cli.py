@@ -615,3 +615,13 @@ def test_send_test_alert_to_an_unreachable_server(capsys: pytest.CaptureFixture[
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith(f"cannot reach {url}: ")
+
+
+def test_missing_files_are_usage_errors_not_tracebacks(tmp_path, capsys):
+    from remediator.cli import main
+
+    assert main(["explain", str(tmp_path / "missing.json")]) == 2
+    assert main(["schema", "--output", str(tmp_path / "no" / "dir" / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json" in err
+    assert "No such file or directory" in err

@@ -521,3 +521,55 @@ def test_git_commit_outside_a_repository_is_none(
 
     assert git_commit(directory) is None
     assert load_dir(directory, ACTIONS).commit is None
+
+
+# --- problems that must not hide each other, and lines that must be exact ------------------
+
+
+def test_dotted_version_written_as_a_number_is_refused(tmp_path: Path) -> None:
+    text = VALID.replace("version: 1", "version: 1.10")
+    [problem] = _problems(_write(tmp_path, "web.yaml", text))
+    assert problem.startswith(f"{tmp_path / 'web.yaml'}:{_line(text, 'version:')}: version: ")
+    assert "version: '1.1'" in problem
+
+
+def test_an_earlier_problem_does_not_hide_a_later_params_problem(tmp_path: Path) -> None:
+    steps = (
+        "  - action: notify\n    params: {chanel: x, message: hi}\n"
+        "  - action: scale\n    params: {replicas: 3, min: 5, max: 2}\n"
+    )
+    text = _runbook(steps=steps, **{"kind: Deployment": "kind: Deployment"})
+    problems = _problems(_write(tmp_path, "web.yaml", text))
+    assert any("steps.0.params.chanel" in p for p in problems)
+    assert any("steps.1.params" in p and "min must not exceed max" in p for p in problems)
+
+
+def test_wrong_kind_is_reported_once_per_action(tmp_path: Path) -> None:
+    text = _runbook(
+        steps="  - action: restart\n  - action: restart\n",
+        **{"kind: Deployment": "kind: Certificate"},
+    )
+    problems = _problems(_write(tmp_path, "web.yaml", text))
+    assert [p for p in problems if "target.kind" in p] == [
+        f"{tmp_path / 'web.yaml'}:{_line(text, 'kind:')}: target.kind: "
+        "restart acts on DaemonSet, Deployment, StatefulSet, not Certificate"
+    ]
+
+
+def test_duplicate_name_points_at_the_name_line(tmp_path: Path) -> None:
+    text = "# a comment first\n" + VALID
+    _write(tmp_path, "a.yaml", text)
+    second = _write(tmp_path, "b.yaml", text)
+    with pytest.raises(RunbookError) as info:
+        load_dir(tmp_path, ACTIONS)
+    assert info.value.problems == [
+        f"{second}:2: name: 'web-restart' is also defined in {tmp_path / 'a.yaml'}"
+    ]
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path: Path) -> None:
+    text = VALID.replace("owner: platform", "owner: [platform")
+    [problem] = _problems(_write(tmp_path, "web.yaml", text))
+    assert "\n" not in problem
+    assert problem.startswith(f"{tmp_path / 'web.yaml'}:")
+    assert "not valid YAML" in problem
