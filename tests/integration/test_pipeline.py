@@ -1,0 +1,262 @@
+"""The worker's path for an alert: match → plan → guard → execute, as the timeline tells it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from remediator.actions.registry import builtin_actions
+from remediator.app import create_app
+from remediator.models.alert import Notification
+from remediator.observability.metrics import Metrics
+from remediator.pipeline.build import Pipeline
+from remediator.pipeline.record import Recorder
+from remediator.runbooks.reload import RunbookRegistry
+from remediator.settings import GuardSettings, NamespacePolicy, Settings
+from remediator.store import jobs
+from remediator.store.db import create_engine, migrate
+from remediator.store.ingest import IngestWriter
+from remediator.store.timeline import get_incident
+from tests.conftest import AUTH, eventually
+from tests.payloads import alert, crashloop_labels, notification
+
+NOTIFY_RUNBOOK = """\
+name: disk-full
+version: 1
+owner: storage
+match: ['alertname="DiskFull"']
+target: {kind: PersistentVolumeClaim, namespace: "{{ labels.namespace }}", name: "{{ labels.pvc }}"}
+steps:
+  - action: notify
+    params: {message: "{{ labels.pvc }} is full", channel: "#storage"}
+"""
+
+APPROVAL_RUNBOOK = """\
+name: scale-up
+version: 1
+owner: web-team
+match: ['alertname="Saturated"']
+target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: "{{ labels.deployment }}"}
+steps:
+  - action: scale
+    params: {delta: 2, min: 2, max: 10}
+approval:
+  required: true
+  when: ['namespace="prod"']
+"""
+
+
+def with_guards(settings: Settings, **guards: object) -> Settings:
+    return settings.model_copy(update={"guards": GuardSettings(**guards)})
+
+
+async def timeline_of(client, **filters):
+    """The one incident's detail once its job has run to a terminal event."""
+
+    async def probe():
+        resp = await client.get("/api/v1/incidents", params=filters, headers=AUTH)
+        items = (await resp.json())["items"]
+        if len(items) != 1:
+            return None
+        full = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
+        terminal = {"dry_run", "executed", "failed", "blocked", "no_match", "skipped"}
+        return full if any(e["kind"] in terminal for e in full["events"]) else None
+
+    return await eventually(probe)
+
+
+def kinds(full):
+    return [e["kind"] for e in full["events"]]
+
+
+def blocked(full):
+    [event] = [e for e in full["events"] if e["kind"] == "blocked"]
+    return event
+
+
+async def post(client, *alerts):
+    resp = await client.post("/api/v1/alerts", json=notification(*alerts), headers=AUTH)
+    assert resp.status == 200, await resp.text()
+
+
+async def test_dry_run_records_what_would_happen_and_touches_nothing(client):
+    await post(client, alert())
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "matched", "planned", "dry_run"]
+    dry = full["events"][-1]
+    assert dry["message"].startswith("would restart Deployment prod/web")
+    assert dry["stage"] == "execute"
+    planned = full["events"][2]
+    assert planned["data"]["target"] == {"kind": "Deployment", "namespace": "prod", "name": "web"}
+    [execution] = full["executions"]
+    assert (execution["action"], execution["dry_run"], execution["status"]) == (
+        "restart",
+        True,
+        "dry_run",
+    )
+    assert execution["target"] == "Deployment/prod/web"
+
+
+async def test_unmatched_alert_is_recorded_as_no_match(client):
+    await post(client, alert({"alertname": "SomethingElse", "namespace": "prod"}))
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "no_match"]
+    assert full["executions"] == []
+
+
+async def test_namespace_not_allowed_is_blocked_before_any_action(client):
+    await post(client, alert(crashloop_labels(namespace="payments")))
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "matched", "planned", "blocked"]
+    event = blocked(full)
+    assert (event["stage"], event["reason"]) == ("guard", "namespace_not_allowed")
+    assert full["executions"] == []
+
+
+async def test_deny_wins_over_allow(aiohttp_client, settings):
+    policy = NamespacePolicy(allow=["*"], deny=["kube-*"])
+    client = await aiohttp_client(create_app(with_guards(settings, namespaces=policy)))
+    await post(client, alert(crashloop_labels(namespace="kube-public")))
+    event = blocked(await timeline_of(client))
+    assert event["reason"] == "namespace_denied"
+    assert "kube-*" in event["message"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "reason", "fragment"),
+    [
+        (crashloop_labels(deployment="web/../../secrets"), "invalid_name", "web/../../secrets"),
+        (crashloop_labels(deployment="{{ 7*7 }}"), "invalid_name", "{{ 7*7 }}"),
+        (crashloop_labels(deployment="Web"), "invalid_name", "'Web'"),
+        (crashloop_labels(deployment="x" * 254), "invalid_name", "DNS-1123 subdomain"),
+        (crashloop_labels(namespace="prod,kube-system"), "invalid_name", "target.namespace"),
+        (crashloop_labels(namespace="a" * 64), "invalid_name", "DNS-1123 label"),
+        (
+            {k: v for k, v in crashloop_labels().items() if k != "deployment"},
+            "template_error",
+            "deployment",
+        ),
+    ],
+)
+async def test_hostile_or_missing_labels_are_refused_at_plan(client, labels, reason, fragment):
+    await post(client, alert(labels))
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "matched", "blocked"]
+    event = blocked(full)
+    assert (event["stage"], event["reason"]) == ("plan", reason)
+    assert fragment in event["message"]
+    assert full["executions"] == []
+
+
+async def test_live_mode_refuses_actions_that_cannot_run_live_yet(aiohttp_client, settings):
+    live = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["prod"]))
+    client = await aiohttp_client(create_app(live))
+    await post(client, alert())
+    event = blocked(await timeline_of(client))
+    assert (event["stage"], event["reason"]) == ("execute", "action_unavailable")
+
+
+async def test_per_runbook_dry_run_holds_even_when_live(aiohttp_client, settings, runbook_dir):
+    path = runbook_dir / "crashloop.yaml"
+    path.write_text(path.read_text() + "guards:\n  dry_run: true\n")
+    live = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["prod"]))
+    client = await aiohttp_client(create_app(live))
+    await post(client, alert())
+    full = await timeline_of(client)
+    assert kinds(full)[-1] == "dry_run"
+
+
+async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runbook_dir):
+    (runbook_dir / "disk.yaml").write_text(NOTIFY_RUNBOOK)
+    live = with_guards(settings, dry_run=False)  # no namespace allowed: notify changes nothing
+    client = await aiohttp_client(create_app(live))
+    await post(client, alert({"alertname": "DiskFull", "namespace": "db", "pvc": "data-0"}))
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "matched", "planned", "executed"]
+    assert (
+        full["events"][-1]["message"]
+        == "notified about PersistentVolumeClaim db/data-0: data-0 is full"
+    )
+    [execution] = full["executions"]
+    assert (execution["dry_run"], execution["status"]) == (False, "succeeded")
+
+
+async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
+    aiohttp_client, settings, runbook_dir
+):
+    (runbook_dir / "scale.yaml").write_text(APPROVAL_RUNBOOK)
+    labels = {"alertname": "Saturated", "namespace": "prod", "deployment": "api"}
+    dry = await aiohttp_client(create_app(settings))
+    await post(dry, alert(labels))
+    assert (await timeline_of(dry))["events"][-1]["message"].endswith(
+        "(approval would be requested first)"
+    )
+    live_settings = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["*"]))
+    live_settings = live_settings.model_copy(
+        update={
+            "store": live_settings.store.model_copy(
+                update={"url": settings.store.url.replace("store.db", "live.db")}
+            )
+        }
+    )
+    live = await aiohttp_client(create_app(live_settings))
+    await post(live, alert(labels))
+    assert blocked(await timeline_of(live))["reason"] == "approval_unavailable"
+    # Outside prod the `when:` matcher does not hold: no approval needed, a dry run is fine.
+    await post(dry, alert({**labels, "namespace": "stage"}))
+    full = await timeline_of(dry, namespace="stage")
+    assert not full["events"][-1]["message"].endswith("(approval would be requested first)")
+
+
+async def test_alert_resolved_before_processing_is_skipped(client):
+    # Firing and resolved in one delivery: the job exists, but the incident is closed.
+    await post(client, alert(), alert(status="resolved"))
+    full = await timeline_of(client)
+    assert kinds(full) == ["received", "resolved", "skipped"]
+    assert full["events"][-1]["reason"] == "alert_resolved"
+    assert full["executions"] == []
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _stored_instance(settings: Settings):
+    engine = create_engine(settings.store.url)
+    await migrate(engine)
+    writer = IngestWriter(engine, _clock, on_commit=lambda: None)
+    writer.start()
+    await writer.write(Notification.model_validate(notification()))
+    await writer.stop()
+    return engine
+
+
+async def test_a_retried_job_never_runs_a_step_twice(settings):
+    engine = await _stored_instance(settings)
+    metrics = Metrics()
+    registry = RunbookRegistry(settings.runbooks.dir, builtin_actions(), metrics)
+    assert await registry.load()
+    recorder = Recorder(engine, metrics, _clock)
+    pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, _clock)
+    [job] = await jobs.claim(engine, "w1", _clock(), 10)
+    await pipeline.process(job.incident_id)
+    await pipeline.process(job.incident_id)  # as if the first worker died before finishing
+    full = await get_incident(engine, job.incident_id)
+    assert full is not None
+    assert [e.kind for e in full.events].count("dry_run") == 1
+    assert full.events[-1].kind == "skipped"
+    assert full.events[-1].reason == "already_executed"
+    assert len(full.executions) == 1
+    await engine.dispose()
+
+
+async def test_job_claimed_by_a_crashed_server_is_processed_after_restart(aiohttp_client, settings):
+    engine = await _stored_instance(settings)
+    [claimed] = await jobs.claim(engine, "crashed-worker", _clock(), 10)
+    assert await jobs.claim(engine, "other", _clock(), 10) == []
+    await engine.dispose()
+    client = await aiohttp_client(create_app(settings))
+    full = await timeline_of(client)
+    assert full["id"] == claimed.incident_id
+    assert kinds(full)[-1] == "dry_run"
