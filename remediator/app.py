@@ -111,10 +111,11 @@ async def _runbooks(app: web.Application) -> AsyncIterator[None]:
 
 async def _processing(app: web.Application) -> AsyncIterator[None]:
     engine, metrics, clock = app[ENGINE], app[METRICS], app[CLOCK]
-    recorder = Recorder(engine, metrics, clock)
+    recorder = Recorder(metrics)
     pipeline = Pipeline(
         engine, app[RUNBOOKS], app[RUNBOOKS].actions, app[SETTINGS].guards, recorder, clock
     )
+    writer = IngestWriter(engine, clock)
     worker = Worker(
         engine,
         pipeline,
@@ -123,8 +124,9 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         metrics,
         clock,
         ready=lambda: app[RUNBOOKS].loaded,
+        ingest_idle=writer.idle,
     )
-    writer = IngestWriter(engine, clock, on_commit=worker.wake)
+    writer.after_commit(worker.wake)
     app[WRITER] = writer
     writer.start()
     worker.start()

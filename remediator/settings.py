@@ -78,7 +78,10 @@ class StoreSettings(Section):
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
-        description="FULL survives power loss; NORMAL survives a process crash only.",
+        description=(
+            "Level of commits that acknowledge webhooks: FULL survives power loss, NORMAL "
+            "only a process crash. Timeline bookkeeping always commits at NORMAL."
+        ),
     )
 
 

@@ -1,8 +1,8 @@
 """Assembles the stages into the one path every alert instance takes.
 
-Read top to bottom, ``process`` is the whole pipeline: each stage returns events, the
-recorder appends them before the next stage runs, so a crash leaves an honest
-timeline of how far the alert got.
+Read top to bottom, ``process`` is the whole pipeline. Each stage returns events; the
+job's unit of work commits them together with the job's completion, and the record
+stage counts and logs what was committed.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from remediator.pipeline.execute import execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import plan
 from remediator.pipeline.record import Recorder
+from remediator.pipeline.unit import JobUnit
 from remediator.runbooks.loader import LoadedRunbook, RunbookSet
 from remediator.settings import GuardSettings
-from remediator.store import timeline
+from remediator.store import jobs, timeline
+from remediator.store.jobs import Job
 from remediator.store.timeline import NewEvent
 
 
@@ -44,74 +46,67 @@ class Pipeline:
         self._recorder = recorder
         self._clock = clock
 
-    async def process(self, incident_id: str) -> None:
-        instance = await timeline.load_instance(self._engine, incident_id)
-        if instance is None:
-            return
+    async def process(self, job: Job) -> None:
+        """Run one job through every stage and mark it done, all or nothing."""
+        unit = JobUnit(self._engine, job.incident_id, self._clock, durable=not self._policy.dry_run)
+        async with unit:
+            instance = await timeline.load_instance(unit.conn, job.incident_id)
+            if instance is not None:
+                await self._alert(unit, instance)
+            await jobs.finish(unit.conn, job.id, self._clock())
+        self._recorder.observe(unit.written)
+
+    async def _alert(self, unit: JobUnit, instance: AlertInstance) -> None:
         if not instance.is_open:
-            await self._recorder.record(
-                incident_id,
-                [
-                    NewEvent(
-                        Stage.MATCH,
-                        EventKind.SKIPPED,
-                        "alert resolved before it was processed",
-                        reason=BlockReason.ALERT_RESOLVED,
-                    )
-                ],
+            unit.add(
+                NewEvent(
+                    Stage.MATCH,
+                    EventKind.SKIPPED,
+                    "alert resolved before it was processed",
+                    reason=BlockReason.ALERT_RESOLVED,
+                )
             )
             return
         found, events = match(self._runbooks(), instance)
-        await self._recorder.record(incident_id, events)
+        unit.add(*events)
         for runbook in found:
-            await self._run(runbook, instance)
+            await self._runbook(unit, runbook, instance)
 
-    async def _run(self, runbook: LoadedRunbook, instance: AlertInstance) -> None:
-        record, name = self._recorder.record, runbook.spec.name
+    async def _runbook(
+        self, unit: JobUnit, runbook: LoadedRunbook, instance: AlertInstance
+    ) -> None:
+        name = runbook.spec.name
         try:
             planned = plan(runbook, instance, self._actions)
         except PlanError as exc:
-            await record(
-                instance.incident_id,
-                [
-                    NewEvent(
-                        Stage.PLAN, EventKind.BLOCKED, str(exc), runbook=name, reason=exc.reason
-                    )
-                ],
+            unit.add(
+                NewEvent(Stage.PLAN, EventKind.BLOCKED, str(exc), runbook=name, reason=exc.reason)
             )
             return
-        await record(
-            instance.incident_id,
-            [
-                NewEvent(
-                    Stage.PLAN,
-                    EventKind.PLANNED,
-                    f"{len(planned.steps)} step(s) on {planned.target}",
-                    runbook=name,
-                    data=planned.summary(),
-                )
-            ],
+        unit.add(
+            NewEvent(
+                Stage.PLAN,
+                EventKind.PLANNED,
+                f"{len(planned.steps)} step(s) on {planned.target}",
+                runbook=name,
+                data=planned.summary(),
+            )
         )
         for step in planned.steps:
             decision = guard.check(planned, step, self._policy)
             if not decision.allowed:
-                await record(
-                    instance.incident_id,
-                    [
-                        NewEvent(
-                            Stage.GUARD,
-                            EventKind.BLOCKED,
-                            decision.message,
-                            runbook=name,
-                            reason=decision.reason,
-                            data={"action": step.action.name},
-                        )
-                    ],
+                unit.add(
+                    NewEvent(
+                        Stage.GUARD,
+                        EventKind.BLOCKED,
+                        decision.message,
+                        runbook=name,
+                        reason=decision.reason,
+                        data={"action": step.action.name},
+                    )
                 )
                 return
-            event = await execute(
-                self._engine, instance.incident_id, planned, step, decision, self._clock()
-            )
-            await record(instance.incident_id, [event])
+            event = await execute(unit, planned, step, decision, self._clock)
+            unit.add(event)
             if event.kind not in (EventKind.DRY_RUN, EventKind.EXECUTED):
                 return

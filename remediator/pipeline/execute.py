@@ -1,20 +1,22 @@
 """Stage: carry a step out (or simulate it), exactly once per alert instance.
 
 The execution ledger row is written before anything happens; if it already exists, the
-step ran before (a retried job, a second replica) and is not repeated.
+step ran before (a retried job, a second replica) and is not repeated. A live step's
+intent is committed before the action runs, and no connection is held while it runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.actions.base import LiveAction
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.pipeline.guard import Decision
 from remediator.pipeline.plan import Plan, PlannedStep
+from remediator.pipeline.unit import JobUnit
 from remediator.store import executions
 from remediator.store.timeline import NewEvent
 
@@ -22,30 +24,36 @@ log = structlog.get_logger(__name__)
 
 
 async def execute(
-    engine: AsyncEngine,
-    incident_id: str,
+    unit: JobUnit,
     plan: Plan,
     step: PlannedStep,
     decision: Decision,
-    now: datetime,
+    clock: Callable[[], datetime],
 ) -> NewEvent:
     runbook = plan.runbook.spec.name
     data = {"action": step.action.name, "step": step.index, "target": plan.target.key}
-    live = isinstance(step.action, LiveAction)
-    if not decision.dry_run and not live:
+    action = step.action
+    if not decision.dry_run and not isinstance(action, LiveAction):
         return NewEvent(
             Stage.EXECUTE,
             EventKind.BLOCKED,
-            f"{step.action.name} can only run as a dry run in this version",
+            f"{action.name} can only run as a dry run in this version",
             runbook=runbook,
             reason=BlockReason.ACTION_UNAVAILABLE,
             data=data,
         )
     key = executions.ExecutionKey(
-        incident_id, runbook, plan.runbook.spec.version, step.index, plan.target.key
+        unit.incident_id, runbook, plan.runbook.spec.version, step.index, plan.target.key
     )
+    status = "dry_run" if decision.dry_run else "started"
     execution_id = await executions.begin(
-        engine, key, step.action.name, dry_run=decision.dry_run, now=now
+        unit.conn,
+        key,
+        action.name,
+        dry_run=decision.dry_run,
+        status=status,
+        detail=step.description,
+        now=clock(),
     )
     if execution_id is None:
         return NewEvent(
@@ -58,7 +66,6 @@ async def execute(
         )
     if decision.dry_run:
         note = " (approval would be requested first)" if plan.approval_required else ""
-        await executions.finish(engine, execution_id, "dry_run", step.description, now)
         return NewEvent(
             Stage.EXECUTE,
             EventKind.DRY_RUN,
@@ -66,18 +73,27 @@ async def execute(
             runbook=runbook,
             data=data,
         )
-    assert isinstance(step.action, LiveAction)
+    assert isinstance(action, LiveAction)
+    await unit.pause()
     try:
-        outcome = await step.action.apply(plan.target, step.params)
+        outcome = await action.apply(plan.target, step.params)
     except Exception as exc:  # an action failing is an outcome to record, not a crash
-        log.exception("action_failed", action=step.action.name)
-        await executions.finish(engine, execution_id, "failed", str(exc), now)
-        return NewEvent(
-            Stage.EXECUTE,
-            EventKind.FAILED,
-            f"{step.action.name} failed: {exc}",
-            runbook=runbook,
-            data=data,
+        log.exception("action_failed", action=action.name)
+        result, event = (
+            "failed",
+            NewEvent(
+                Stage.EXECUTE,
+                EventKind.FAILED,
+                f"{action.name} failed: {exc}",
+                runbook=runbook,
+                data=data,
+            ),
         )
-    await executions.finish(engine, execution_id, "succeeded", outcome, now)
-    return NewEvent(Stage.EXECUTE, EventKind.EXECUTED, outcome, runbook=runbook, data=data)
+    else:
+        result, event = (
+            "succeeded",
+            NewEvent(Stage.EXECUTE, EventKind.EXECUTED, outcome, runbook=runbook, data=data),
+        )
+    await unit.resume()
+    await executions.finish(unit.conn, execution_id, result, event.message, clock())
+    return event

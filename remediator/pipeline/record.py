@@ -1,16 +1,17 @@
-"""Stage: write events to the incident timeline, and count and log them."""
+"""Stage: make recorded events visible to operators, as metrics and log lines.
+
+Events are written to the timeline by the job's unit of work; this stage runs on what
+was committed, so a rolled-back attempt is never counted.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.models.events import EventKind
 from remediator.observability.metrics import Metrics
-from remediator.store import timeline
 from remediator.store.timeline import NewEvent
 
 log = structlog.get_logger(__name__)
@@ -23,15 +24,10 @@ _RESULT = {
 
 
 class Recorder:
-    def __init__(
-        self, engine: AsyncEngine, metrics: Metrics, clock: Callable[[], datetime]
-    ) -> None:
-        self._engine = engine
+    def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
-        self._clock = clock
 
-    async def record(self, incident_id: str, events: Sequence[NewEvent]) -> None:
-        await timeline.append(self._engine, incident_id, events, self._clock())
+    def observe(self, events: Sequence[NewEvent]) -> None:
         for event in events:
             self._count(event)
             log.info(

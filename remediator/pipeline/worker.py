@@ -22,12 +22,13 @@ from remediator.observability.metrics import Metrics
 from remediator.pipeline.build import Pipeline
 from remediator.pipeline.record import Recorder
 from remediator.settings import WorkerSettings
-from remediator.store import jobs
+from remediator.store import jobs, timeline
 from remediator.store.jobs import Job
 from remediator.store.timeline import NewEvent
 
 log = structlog.get_logger(__name__)
 MAX_BACKOFF = 60.0
+INGEST_PRIORITY = 0.1
 
 
 async def stop_task(task: asyncio.Task[None], grace: float) -> None:
@@ -57,6 +58,7 @@ class Worker:
         metrics: Metrics,
         clock: Callable[[], datetime],
         ready: Callable[[], bool],
+        ingest_idle: asyncio.Event | None = None,
     ) -> None:
         self._engine = engine
         self._pipeline = pipeline
@@ -65,6 +67,7 @@ class Worker:
         self._metrics = metrics
         self._clock = clock
         self._ready = ready
+        self._ingest_idle = ingest_idle
         self._wakeup = asyncio.Event()
         self.id = worker_id()
         self._task: asyncio.Task[None] | None = None
@@ -91,6 +94,7 @@ class Worker:
                 # Without runbooks every alert would be "no match"; keep it queued instead.
                 await asyncio.sleep(self._settings.poll_interval)
                 continue
+            await self._yield_to_ingest()
             try:
                 claimed = await jobs.claim(
                     self._engine, self.id, self._clock(), self._settings.concurrency
@@ -105,11 +109,21 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
 
+    async def _yield_to_ingest(self) -> None:
+        """Let waiting webhooks commit first, for at most INGEST_PRIORITY seconds.
+
+        Acknowledging Alertmanager is what must never lag (it retries and re-sends);
+        the work queue is durable and drains right after a burst. The bound keeps a
+        steady stream of webhooks from starving remediation.
+        """
+        if self._ingest_idle is not None and not self._ingest_idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ingest_idle.wait(), INGEST_PRIORITY)
+
     async def _one(self, job: Job) -> None:
         with structlog.contextvars.bound_contextvars(incident_id=job.incident_id, job_id=job.id):
             try:
-                await self._pipeline.process(job.incident_id)
-                await jobs.finish(self._engine, job.id, self._clock())
+                await self._pipeline.process(job)
             except Exception as exc:
                 log.exception("job_failed", attempt=job.attempts)
                 await self._failed(job, exc)
@@ -123,18 +137,16 @@ class Worker:
                 await jobs.retry_later(self._engine, job.id, not_before, error)
                 self._metrics.job_failures.labels("retried").inc()
                 return
-            await jobs.finish(self._engine, job.id, self._clock(), error=error)
-            self._metrics.job_failures.labels("failed").inc()
-            await self._recorder.record(
-                job.incident_id,
-                [
-                    NewEvent(
-                        Stage.RECORD,
-                        EventKind.FAILED,
-                        f"processing failed after {job.attempts} attempts: {error}",
-                    )
-                ],
+            event = NewEvent(
+                Stage.RECORD,
+                EventKind.FAILED,
+                f"processing failed after {job.attempts} attempts: {error}",
             )
+            async with self._engine.begin() as conn:
+                await jobs.finish(conn, job.id, self._clock(), error=error)
+                await timeline.append(conn, job.incident_id, [event], self._clock())
+            self._metrics.job_failures.labels("failed").inc()
+            self._recorder.observe([event])
         except Exception:
             # The store is down too; the job stays claimed and is requeued as stale.
             log.exception("job_failure_not_recorded")

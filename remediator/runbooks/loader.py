@@ -117,6 +117,9 @@ def load_file(path: Path, actions: Registry) -> LoadedRunbook:
         tree = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise RunbookError([f"{path}:1: cannot read: {exc}"]) from exc
+    except (RecursionError, ValueError, TypeError) as exc:
+        # The parser's own limits (absurd nesting, odd scalars): still just a bad file.
+        raise RunbookError([f"{path}:1: not valid YAML: {type(exc).__name__}: {exc}"]) from exc
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1

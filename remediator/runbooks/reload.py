@@ -78,4 +78,8 @@ class RunbookRegistry:
 
     async def _watch(self, debounce_ms: int) -> None:
         async for _changes in awatch(self._directory, debounce=debounce_ms, step=50):
-            await self.load()
+            try:
+                await self.load()
+            except Exception:  # hot reload must outlive any one bad edit
+                self._metrics.reload_failures.inc()
+                log.exception("runbook_reload_crashed", directory=str(self._directory))

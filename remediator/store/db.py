@@ -1,40 +1,78 @@
-"""Engine set-up and schema migration.
+"""Engine set-up, durable transactions and schema migration.
 
 SQLite is the embedded default for one replica. All access goes through one
 connection there, so concurrent coroutines queue instead of meeting SQLITE_BUSY, and
 WAL keeps readers from blocking the writer's fsync.
+
+Only commits that promise something to the outside world must survive power loss:
+acknowledging a webhook, and recording intent before a live action. Those use
+``durable_transaction`` (SQLite ``synchronous=FULL``: an fsync each, shared by a whole
+group commit). Timeline bookkeeping commits at ``NORMAL``, which survives a crash of
+the process and costs no fsync; PostgreSQL commits are always durable.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_DURABLE_LEVEL = "remediator_durable_synchronous"
 
 
 def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
-    """An async engine configured for the backend the URL names."""
+    """An async engine configured for the backend the URL names.
+
+    ``sqlite_synchronous`` is the level of durable transactions; see the module docstring.
+    """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=30)
+        engine = create_async_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=30,
+            execution_options={_DURABLE_LEVEL: sqlite_synchronous},
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+@asynccontextmanager
+async def durable_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose commit survives power loss, not only a process crash."""
+    level = engine.get_execution_options().get(_DURABLE_LEVEL)
+    async with engine.connect() as conn:
+        if level is None:
+            async with conn.begin():
+                yield conn
+            return
+        # SQLite refuses to change the level inside a transaction: set it before BEGIN.
+        await conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        await conn.commit()
+        try:
+            async with conn.begin():
+                yield conn
+        finally:
+            await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            await conn.commit()
 
 
 def alembic_config() -> Config:

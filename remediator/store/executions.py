@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.store.tables import executions
 
@@ -21,39 +21,54 @@ class ExecutionKey:
     target: str
 
 
+def _insert(conn: AsyncConnection) -> Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(executions).on_conflict_do_nothing()
+    return sqlite.insert(executions).on_conflict_do_nothing()
+
+
 async def begin(
-    engine: AsyncEngine, key: ExecutionKey, action: str, *, dry_run: bool, now: datetime
+    conn: AsyncConnection,
+    key: ExecutionKey,
+    action: str,
+    *,
+    dry_run: bool,
+    status: str,
+    detail: str,
+    now: datetime,
 ) -> int | None:
-    """Record intent; None when this exact step already ran for this alert instance."""
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(
-                insert(executions).values(
-                    incident_id=key.incident_id,
-                    runbook=key.runbook,
-                    version=key.version,
-                    step=key.step,
-                    target=key.target,
-                    action=action,
-                    dry_run=dry_run,
-                    status="started",
-                    created_at=now,
-                    detail="",
-                )
-            )
-    except IntegrityError:
-        return None
-    (execution_id,) = result.inserted_primary_key or (None,)
-    return int(execution_id) if execution_id is not None else None
+    """Record a step; None when this exact step was already recorded for this instance.
+
+    A live step is begun with status ``started`` (intent) and finished after it ran; a
+    dry run is recorded complete in one go.
+    """
+    result = await conn.execute(
+        _insert(conn)
+        .values(
+            incident_id=key.incident_id,
+            runbook=key.runbook,
+            version=key.version,
+            step=key.step,
+            target=key.target,
+            action=action,
+            dry_run=dry_run,
+            status=status,
+            created_at=now,
+            detail=detail,
+            finished_at=None if status == "started" else now,
+        )
+        .returning(executions.c.id)
+    )
+    execution_id: int | None = result.scalar_one_or_none()
+    return execution_id
 
 
 async def finish(
-    engine: AsyncEngine, execution_id: int, status: str, detail: str, now: datetime
+    conn: AsyncConnection, execution_id: int, status: str, detail: str, now: datetime
 ) -> None:
-    """Record the outcome of a step begun with ``begin``."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(executions)
-            .where(executions.c.id == execution_id)
-            .values(status=status, detail=detail, finished_at=now)
-        )
+    """Record the outcome of a step begun with status ``started``."""
+    await conn.execute(
+        update(executions)
+        .where(executions.c.id == execution_id)
+        .values(status=status, detail=detail, finished_at=now)
+    )

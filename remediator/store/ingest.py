@@ -24,6 +24,7 @@ from remediator.errors import StoreUnavailable
 from remediator.models.alert import Alert, Notification
 from remediator.models.events import EventKind, IncidentStatus, Stage
 from remediator.models.ids import new_id
+from remediator.store.db import durable_transaction
 from remediator.store.tables import alerts, events, incidents, jobs
 
 log = structlog.get_logger(__name__)
@@ -41,6 +42,7 @@ class IngestResult:
     """What one notification changed; the caller turns it into metrics."""
 
     received: int = 0
+    received_resolved: int = 0  # of ``received``: first seen already resolved
     renotified: int = 0
     resolved: int = 0
     jobs: int = 0
@@ -67,13 +69,19 @@ class _Rows:
 class IngestWriter:
     """Single writer task with group commit; see the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, on_commit: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-        self._on_commit = on_commit
+        self._listeners: list[Callable[[], None]] = []
         # None is the stop sentinel, queued behind everything already accepted.
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()  # set while no webhook waits for a commit
+        self.idle.set()
+
+    def after_commit(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit (the worker wakes on new work)."""
+        self._listeners.append(listener)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
@@ -92,6 +100,7 @@ class IngestWriter:
     async def write(self, notification: Notification) -> IngestResult:
         """Persist ``notification``; raises StoreUnavailable if it was not committed."""
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self.idle.clear()
         await self._queue.put((notification, future))
         return await asyncio.shield(future)
 
@@ -100,6 +109,8 @@ class IngestWriter:
         while not stopping:
             batch: list[_Pending] = []
             item = await self._queue.get()
+            # Let handlers that are already runnable enqueue too: they share this commit.
+            await asyncio.sleep(0)
             while item is not None:
                 batch.append(item)
                 if len(batch) >= MAX_BATCH or self._queue.empty():
@@ -115,16 +126,21 @@ class IngestWriter:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(StoreUnavailable(str(exc)))
+                if self._queue.empty():
+                    self.idle.set()
                 continue
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
-            self._on_commit()
+            if self._queue.empty():
+                self.idle.set()
+            for listener in self._listeners:
+                listener()
 
     async def _commit(self, batch: Sequence[Notification]) -> list[IngestResult]:
         for attempt in range(CONFLICT_RETRIES):
             try:
-                async with self._engine.begin() as conn:
+                async with durable_transaction(self._engine) as conn:
                     return await _write_batch(conn, batch, self._clock())
             except IntegrityError:
                 # Another replica inserted the same instance first; re-read and retry.
@@ -171,6 +187,7 @@ def _plan_notification(
             if alert.status == "firing":
                 result.jobs += 1
             else:
+                result.received_resolved += 1
                 result.resolved += 1
         elif seen.status == "firing" and alert.status == "resolved":
             _resolve(seen, alert, rows, now)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.store.tables import jobs
 
@@ -45,16 +45,15 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
 
 
 async def finish(
-    engine: AsyncEngine, job_id: int, now: datetime, *, error: str | None = None
+    conn: AsyncConnection, job_id: int, now: datetime, *, error: str | None = None
 ) -> None:
-    """Close a job: done, or failed for good when ``error`` is given."""
+    """Close a job: done, or failed for good when ``error`` is given (caller commits)."""
     status = "failed" if error else "done"
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(status=status, finished_at=now, last_error=error)
-        )
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(status=status, finished_at=now, last_error=error)
+    )
 
 
 async def retry_later(engine: AsyncEngine, job_id: int, not_before: datetime, error: str) -> None:

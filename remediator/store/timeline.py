@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.models.alert import AlertInstance
 from remediator.models.events import EventKind
@@ -43,9 +43,9 @@ class IncidentFilter:
 
 
 async def append(
-    engine: AsyncEngine, incident_id: str, new: Sequence[NewEvent], now: datetime
+    conn: AsyncConnection, incident_id: str, new: Sequence[NewEvent], now: datetime
 ) -> None:
-    """Append events in order and touch the incident's ``updated_at``."""
+    """Append events in order and touch the incident's ``updated_at`` (caller commits)."""
     if not new:
         return
     rows = [
@@ -61,21 +61,19 @@ async def append(
         }
         for e in new
     ]
-    async with engine.begin() as conn:
-        await conn.execute(insert(events), rows)
-        await conn.execute(
-            update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
-        )
+    await conn.execute(insert(events), rows)
+    await conn.execute(
+        update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
+    )
 
 
-async def load_instance(engine: AsyncEngine, incident_id: str) -> AlertInstance | None:
+async def load_instance(conn: AsyncConnection, incident_id: str) -> AlertInstance | None:
     query = (
         select(incidents.c.status.label("incident_status"), incidents.c.external_url, alerts)
         .join(alerts, alerts.c.incident_id == incidents.c.id)
         .where(incidents.c.id == incident_id)
     )
-    async with engine.connect() as conn:
-        row = (await conn.execute(query)).first()
+    row = (await conn.execute(query)).first()
     if row is None:
         return None
     return AlertInstance(

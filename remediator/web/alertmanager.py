@@ -48,8 +48,11 @@ async def _receive(request: web.Request) -> web.Response:
     except StoreUnavailable:
         return error(503, "store unavailable; retry later")
     metrics = request.app[METRICS]
-    if result.received:
-        metrics.alerts_received.labels(notification.status).inc(result.received)
+    firing = result.received - result.received_resolved
+    if firing:
+        metrics.alerts_received.labels("firing").inc(firing)
+    if result.received_resolved:
+        metrics.alerts_received.labels("resolved").inc(result.received_resolved)
     metrics.renotifications.inc(result.renotified)
     return web.json_response(
         {

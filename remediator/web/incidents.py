@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from remediator.keys import ENGINE
@@ -13,6 +15,7 @@ from remediator.web.errors import error
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 FILTERS = ("status", "runbook", "namespace", "alertname")
+_DIGITS = re.compile(r"[0-9]{1,4}")
 
 
 async def list_incidents(request: web.Request) -> web.Response:
@@ -24,7 +27,8 @@ async def list_incidents(request: web.Request) -> web.Response:
     if status is not None and status not in set(IncidentStatus):
         return error(400, f"status must be one of {', '.join(IncidentStatus)}", "status")
     raw_limit = query.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    # str.isdigit() accepts '²' and other digits int() refuses: match ASCII digits only.
+    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         return error(400, f"limit must be a whole number from 1 to {MAX_LIMIT}", "limit")
     where = IncidentFilter(**{name: query.get(name) or None for name in FILTERS})
     page = await timeline.list_incidents(

@@ -225,7 +225,7 @@ def _clock() -> datetime:
 async def _stored_instance(settings: Settings):
     engine = create_engine(settings.store.url)
     await migrate(engine)
-    writer = IngestWriter(engine, _clock, on_commit=lambda: None)
+    writer = IngestWriter(engine, _clock)
     writer.start()
     await writer.write(Notification.model_validate(notification()))
     await writer.stop()
@@ -237,11 +237,11 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     metrics = Metrics()
     registry = RunbookRegistry(settings.runbooks.dir, builtin_actions(), metrics)
     assert await registry.load()
-    recorder = Recorder(engine, metrics, _clock)
+    recorder = Recorder(metrics)
     pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, _clock)
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
-    await pipeline.process(job.incident_id)
-    await pipeline.process(job.incident_id)  # as if the first worker died before finishing
+    await pipeline.process(job)
+    await pipeline.process(job)  # as if the job were handed out again after a crash
     full = await get_incident(engine, job.incident_id)
     assert full is not None
     assert [e.kind for e in full.events].count("dry_run") == 1

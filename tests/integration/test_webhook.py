@@ -133,8 +133,8 @@ async def test_one_request_with_the_same_alert_twice(client):
         ),
         (
             json.dumps(notification(alert(crashloop_labels(pod="a\x00b")))).encode(),
-            "alerts.0.labels.pod",
-            "NUL",
+            "alerts.0.labels",
+            "'pod' must not contain the NUL",
         ),
         (b"\xff\xfe garbage", None, "malformed JSON"),
     ],

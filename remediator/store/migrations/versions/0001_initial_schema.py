@@ -7,6 +7,9 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
+# Aware UTC timestamps; SQLite keeps them as fixed-width ISO text (see store/tables.py).
+UTC_DATETIME = sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite")
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -24,9 +27,9 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("external_url", sa.Text(), nullable=False),
         sa.Column("group_key", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("updated_at", UTC_DATETIME, nullable=False),
+        sa.Column("resolved_at", UTC_DATETIME, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
     )
     with op.batch_alter_table("incidents", schema=None) as batch_op:
@@ -39,15 +42,15 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("incident_id", sa.String(length=32), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
-        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("starts_at", UTC_DATETIME, nullable=False),
+        sa.Column("ends_at", UTC_DATETIME, nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("labels", sa.JSON(), nullable=False),
         sa.Column("annotations", sa.JSON(), nullable=False),
         sa.Column("generator_url", sa.Text(), nullable=False),
         sa.Column("notifications", sa.Integer(), nullable=False),
-        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_seen", UTC_DATETIME, nullable=False),
+        sa.Column("last_seen", UTC_DATETIME, nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_alerts_incident_id_incidents")
         ),
@@ -63,7 +66,7 @@ def upgrade() -> None:
         "events",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("incident_id", sa.String(length=32), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("at", UTC_DATETIME, nullable=False),
         sa.Column("stage", sa.String(length=16), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("runbook", sa.Text(), nullable=True),
@@ -94,8 +97,8 @@ def upgrade() -> None:
         sa.Column("target", sa.Text(), nullable=False),
         sa.Column("dry_run", sa.Boolean(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("finished_at", UTC_DATETIME, nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_executions_incident_id_incidents")
@@ -121,11 +124,11 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("not_before", UTC_DATETIME, nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
+        sa.Column("claimed_at", UTC_DATETIME, nullable=True),
         sa.Column("claimed_by", sa.Text(), nullable=True),
-        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", UTC_DATETIME, nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_jobs_incident_id_incidents")

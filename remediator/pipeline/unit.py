@@ -1,0 +1,82 @@
+"""One job's unit of work: its open transaction and the events it has produced.
+
+Everything a job records up to its end commits together, so a job that fails midway
+leaves no half-written timeline and its retry starts clean. A live step commits its
+intent first (durably) and holds no connection while it acts; see ``pause``/``resume``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from remediator.store import timeline
+from remediator.store.db import durable_transaction
+from remediator.store.timeline import NewEvent
+
+
+class JobUnit:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        incident_id: str,
+        clock: Callable[[], datetime],
+        *,
+        durable: bool,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._durable = durable
+        self.incident_id = incident_id
+        self._pending: list[NewEvent] = []
+        self.written: list[NewEvent] = []
+        self._stack: AsyncExitStack | None = None
+        self._conn: AsyncConnection | None = None
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is paused")
+        return self._conn
+
+    def add(self, *events: NewEvent) -> None:
+        self._pending.extend(events)
+
+    async def __aenter__(self) -> JobUnit:
+        await self.resume()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.pause()
+        elif self._stack is not None:
+            stack, self._stack, self._conn = self._stack, None, None
+            self._pending.clear()
+            await stack.__aexit__(exc_type, exc, tb)  # rolls the transaction back
+
+    async def pause(self) -> None:
+        """Write pending events, commit, and give the connection back."""
+        if self._stack is None:
+            return
+        if self._pending:
+            await timeline.append(self.conn, self.incident_id, self._pending, self._clock())
+        stack, self._stack, self._conn = self._stack, None, None
+        await stack.aclose()
+        self.written.extend(self._pending)
+        self._pending.clear()
+
+    async def resume(self) -> None:
+        """Open a new transaction (durable when the job may act for real)."""
+        stack = AsyncExitStack()
+        opener = durable_transaction(self._engine) if self._durable else self._engine.begin()
+        self._conn = await stack.enter_async_context(opener)
+        self._stack = stack

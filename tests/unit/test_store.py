@@ -1,0 +1,118 @@
+"""Store mechanics: migrations match the tables, durability levels, the work queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from remediator.store import jobs
+from remediator.store.db import create_engine, durable_transaction, migrate
+from remediator.store.tables import metadata
+
+T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    await migrate(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_migrations_produce_exactly_the_declared_tables(engine):
+    def diff(conn):
+        return compare_metadata(MigrationContext.configure(conn), metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_migrate_is_idempotent(engine):
+    await migrate(engine)
+    async with engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    assert version == "0001"
+
+
+async def _synchronous(conn) -> int:
+    return (await conn.execute(text("PRAGMA synchronous"))).scalar()
+
+
+async def test_durable_transactions_fsync_and_bookkeeping_does_not(engine):
+    full, normal = 2, 1
+    async with durable_transaction(engine) as conn:
+        assert await _synchronous(conn) == full
+    async with engine.begin() as conn:
+        assert await _synchronous(conn) == normal
+
+
+async def test_durable_level_is_configurable(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", sqlite_synchronous="NORMAL")
+    async with durable_transaction(engine) as conn:
+        assert await _synchronous(conn) == 1
+    await engine.dispose()
+
+
+async def _add_job(engine, incident_id: str, not_before: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO incidents (id, status, alertname, namespace, severity, summary, "
+                "external_url, group_key, created_at, updated_at) VALUES "
+                "(:id, 'open', '', '', '', '', '', '', :t, :t)"
+            ),
+            {"id": incident_id, "t": T0.replace(tzinfo=None).isoformat(sep=" ")},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO jobs (incident_id, status, attempts, not_before, created_at) "
+                "VALUES (:id, 'pending', 0, :nb, :t)"
+            ),
+            {
+                "id": incident_id,
+                "nb": not_before.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"),
+                "t": "2025-05-01 10:00:00.000000",
+            },
+        )
+
+
+async def test_claim_takes_due_jobs_once_in_order(engine):
+    await _add_job(engine, "a", T0)
+    await _add_job(engine, "b", T0)
+    await _add_job(engine, "later", T0 + timedelta(minutes=5))
+    first = await jobs.claim(engine, "w1", T0, limit=1)
+    second = await jobs.claim(engine, "w2", T0, limit=10)
+    assert [j.incident_id for j in first] == ["a"]
+    assert [j.incident_id for j in second] == ["b"]
+    assert first[0].attempts == 1
+    assert await jobs.claim(engine, "w3", T0, limit=10) == []
+    assert [
+        j.incident_id for j in await jobs.claim(engine, "w3", T0 + timedelta(minutes=5), 10)
+    ] == ["later"]
+    assert await jobs.depth(engine) == 3
+
+
+async def test_stale_claims_are_requeued_and_finished_jobs_leave_the_queue(engine):
+    await _add_job(engine, "a", T0)
+    [job] = await jobs.claim(engine, "crashed", T0, limit=1)
+    assert await jobs.requeue_stale(engine, claimed_before=T0) == 0  # not older than the cut-off
+    assert await jobs.requeue_stale(engine, claimed_before=T0 + timedelta(seconds=1)) == 1
+    [again] = await jobs.claim(engine, "w2", T0, limit=1)
+    assert (again.id, again.attempts) == (job.id, 2)
+    async with engine.begin() as conn:
+        await jobs.finish(conn, again.id, T0)
+    assert await jobs.depth(engine) == 0
+
+
+async def test_retry_later_respects_not_before(engine):
+    await _add_job(engine, "a", T0)
+    [job] = await jobs.claim(engine, "w", T0, limit=1)
+    await jobs.retry_later(engine, job.id, T0 + timedelta(seconds=30), "boom")
+    assert await jobs.claim(engine, "w", T0 + timedelta(seconds=29), limit=1) == []
+    [again] = await jobs.claim(engine, "w", T0 + timedelta(seconds=30), limit=1)
+    assert again.id == job.id
