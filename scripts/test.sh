@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up and run every check the project has: the README's test command and what CI runs.
+# Installs what it needs (Debian packages when run as root, the package in editable mode),
+# then: ruff, ruff format, mypy --strict, import-linter, runbook lint/tests, promtool-free
+# checks, and the whole pytest suite (unit, integration, real-Alertmanager end-to-end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v wrk >/dev/null || need_apt+=(wrk)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing Debian packages: ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${need_apt[*]} (sudo apt-get install ${need_apt[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "== installing remediator with its development extras"
+python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+echo "== ruff"
+ruff check remediator tests bench
+ruff format --check remediator tests bench
+echo "== mypy --strict"
+mypy
+echo "== import-linter"
+lint-imports
+echo "== runbooks: lint, schema, unit tests"
+remediator lint runbooks/
+remediator test runbooks/
+echo "== pytest"
+python3 -m pytest "$@"
