@@ -109,7 +109,9 @@ class GuardSettings(Section):
 
 
 class WorkerSettings(Section):
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=500)] = Field(
+        default=32, description="Work items claimed and processed in one transaction."
+    )
     poll_interval: Annotated[float, Field(gt=0)] = 1.0
     max_attempts: Annotated[int, Field(ge=1)] = 5
 

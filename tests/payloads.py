@@ -12,7 +12,7 @@ T0 = datetime(2025, 5, 1, 10, 0, 0, tzinfo=UTC)
 
 def fingerprint(labels: dict[str, str]) -> str:
     text = "\x00".join(f"{k}\xff{v}" for k, v in sorted(labels.items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def alert(

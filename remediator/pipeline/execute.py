@@ -16,7 +16,7 @@ from remediator.actions.base import LiveAction
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.pipeline.guard import Decision
 from remediator.pipeline.plan import Plan, PlannedStep
-from remediator.pipeline.unit import JobUnit
+from remediator.pipeline.unit import WorkUnit
 from remediator.store import executions
 from remediator.store.timeline import NewEvent
 
@@ -24,7 +24,8 @@ log = structlog.get_logger(__name__)
 
 
 async def execute(
-    unit: JobUnit,
+    unit: WorkUnit,
+    incident_id: str,
     plan: Plan,
     step: PlannedStep,
     decision: Decision,
@@ -43,7 +44,7 @@ async def execute(
             data=data,
         )
     key = executions.ExecutionKey(
-        unit.incident_id, runbook, plan.runbook.spec.version, step.index, plan.target.key
+        incident_id, runbook, plan.runbook.spec.version, step.index, plan.target.key
     )
     status = "dry_run" if decision.dry_run else "started"
     execution_id = await executions.begin(

@@ -1,8 +1,10 @@
-"""One job's unit of work: its open transaction and the events it has produced.
+"""A unit of work: one open transaction and the events produced but not yet written.
 
-Everything a job records up to its end commits together, so a job that fails midway
-leaves no half-written timeline and its retry starts clean. A live step commits its
-intent first (durably) and holds no connection while it acts; see ``pause``/``resume``.
+Everything a batch of jobs records up to its end commits together, so a job that fails
+midway leaves no half-written timeline and its retry starts clean; one transaction per
+batch also spares the per-statement round trips that dominated the worker's cost. A
+live step commits its intent first (durably) and holds no connection while it acts;
+see ``pause``/``resume``.
 """
 
 from __future__ import annotations
@@ -19,20 +21,14 @@ from remediator.store.db import durable_transaction
 from remediator.store.timeline import NewEvent
 
 
-class JobUnit:
+class WorkUnit:
     def __init__(
-        self,
-        engine: AsyncEngine,
-        incident_id: str,
-        clock: Callable[[], datetime],
-        *,
-        durable: bool,
+        self, engine: AsyncEngine, clock: Callable[[], datetime], *, durable: bool
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._durable = durable
-        self.incident_id = incident_id
-        self._pending: list[NewEvent] = []
+        self._pending: list[tuple[str, NewEvent]] = []
         self.written: list[NewEvent] = []
         self._stack: AsyncExitStack | None = None
         self._conn: AsyncConnection | None = None
@@ -43,10 +39,10 @@ class JobUnit:
             raise RuntimeError("the unit of work is paused")
         return self._conn
 
-    def add(self, *events: NewEvent) -> None:
-        self._pending.extend(events)
+    def add(self, incident_id: str, *events: NewEvent) -> None:
+        self._pending.extend((incident_id, event) for event in events)
 
-    async def __aenter__(self) -> JobUnit:
+    async def __aenter__(self) -> WorkUnit:
         await self.resume()
         return self
 
@@ -67,15 +63,14 @@ class JobUnit:
         """Write pending events, commit, and give the connection back."""
         if self._stack is None:
             return
-        if self._pending:
-            await timeline.append(self.conn, self.incident_id, self._pending, self._clock())
+        await timeline.append(self.conn, self._pending, self._clock())
         stack, self._stack, self._conn = self._stack, None, None
         await stack.aclose()
-        self.written.extend(self._pending)
+        self.written.extend(event for _, event in self._pending)
         self._pending.clear()
 
     async def resume(self) -> None:
-        """Open a new transaction (durable when the job may act for real)."""
+        """Open a new transaction (durable when the work may act for real)."""
         stack = AsyncExitStack()
         opener = durable_transaction(self._engine) if self._durable else self._engine.begin()
         self._conn = await stack.enter_async_context(opener)

@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -72,6 +73,7 @@ class Worker:
         self.id = worker_id()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._depth_at = float("-inf")
 
     def wake(self) -> None:
         """Called after new work is committed, so it is picked up without polling delay."""
@@ -91,23 +93,46 @@ class Worker:
         while not self._stopping:
             self._wakeup.clear()
             if not self._ready():
-                # Without runbooks every alert would be "no match"; keep it queued instead.
+                # Without runbooks every alert would be "no match"; keep it queued instead,
+                # and keep the depth gauge honest about the work piling up.
+                with contextlib.suppress(Exception):
+                    await self._gauge_depth()
                 await asyncio.sleep(self._settings.poll_interval)
                 continue
             await self._yield_to_ingest()
             try:
                 claimed = await jobs.claim(
-                    self._engine, self.id, self._clock(), self._settings.concurrency
+                    self._engine, self.id, self._clock(), self._settings.batch_size
                 )
-                self._metrics.queue_depth.set(await jobs.depth(self._engine))
+                await self._gauge_depth()
             except Exception:
                 log.exception("claim_failed")
                 claimed = []
             if claimed:
-                await asyncio.gather(*(self._one(job) for job in claimed))
+                await self._batch(claimed)
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+
+    async def _gauge_depth(self) -> None:
+        """Refresh the queue-depth gauge, at most once a second (it is a COUNT)."""
+        now = time.monotonic()
+        if now - self._depth_at >= 1.0:
+            self._depth_at = now
+            self._metrics.queue_depth.set(await jobs.depth(self._engine))
+
+    async def _batch(self, batch: list[Job]) -> None:
+        """One transaction for the batch; if it fails, each job alone, so one bad job
+        cannot hold the others back."""
+        if len(batch) == 1:
+            await self._one(batch[0])
+            return
+        try:
+            await self._pipeline.process(batch)
+        except Exception:
+            log.warning("batch_failed_retrying_singly", size=len(batch), exc_info=True)
+            for job in batch:
+                await self._one(job)
 
     async def _yield_to_ingest(self) -> None:
         """Let waiting webhooks commit first, for at most INGEST_PRIORITY seconds.
@@ -123,7 +148,7 @@ class Worker:
     async def _one(self, job: Job) -> None:
         with structlog.contextvars.bound_contextvars(incident_id=job.incident_id, job_id=job.id):
             try:
-                await self._pipeline.process(job)
+                await self._pipeline.process([job])
             except Exception as exc:
                 log.exception("job_failed", attempt=job.attempts)
                 await self._failed(job, exc)
@@ -143,8 +168,8 @@ class Worker:
                 f"processing failed after {job.attempts} attempts: {error}",
             )
             async with self._engine.begin() as conn:
-                await jobs.finish(conn, job.id, self._clock(), error=error)
-                await timeline.append(conn, job.incident_id, [event], self._clock())
+                await jobs.finish(conn, [job.id], self._clock(), error=error)
+                await timeline.append(conn, [(job.incident_id, event)], self._clock())
             self._metrics.job_failures.labels("failed").inc()
             self._recorder.observe([event])
         except Exception:

@@ -21,10 +21,13 @@ class ExecutionKey:
     target: str
 
 
-def _insert(conn: AsyncConnection) -> Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(executions).on_conflict_do_nothing()
-    return sqlite.insert(executions).on_conflict_do_nothing()
+# Built once: constructing a statement per step cost more than executing it.
+_BEGIN: dict[str, Insert] = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(executions)
+    .on_conflict_do_nothing()
+    .returning(executions.c.id)
+    for dialect in (postgresql, sqlite)
+}
 
 
 async def begin(
@@ -43,21 +46,20 @@ async def begin(
     dry run is recorded complete in one go.
     """
     result = await conn.execute(
-        _insert(conn)
-        .values(
-            incident_id=key.incident_id,
-            runbook=key.runbook,
-            version=key.version,
-            step=key.step,
-            target=key.target,
-            action=action,
-            dry_run=dry_run,
-            status=status,
-            created_at=now,
-            detail=detail,
-            finished_at=None if status == "started" else now,
-        )
-        .returning(executions.c.id)
+        _BEGIN[conn.dialect.name],
+        {
+            "incident_id": key.incident_id,
+            "runbook": key.runbook,
+            "version": key.version,
+            "step": key.step,
+            "target": key.target,
+            "action": action,
+            "dry_run": dry_run,
+            "status": status,
+            "created_at": now,
+            "detail": detail,
+            "finished_at": None if status == "started" else now,
+        },
     )
     execution_id: int | None = result.scalar_one_or_none()
     return execution_id

@@ -7,6 +7,7 @@ clause and has a single writer anyway.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,13 +46,13 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
 
 
 async def finish(
-    conn: AsyncConnection, job_id: int, now: datetime, *, error: str | None = None
+    conn: AsyncConnection, job_ids: Sequence[int], now: datetime, *, error: str | None = None
 ) -> None:
-    """Close a job: done, or failed for good when ``error`` is given (caller commits)."""
+    """Close jobs: done, or failed for good when ``error`` is given (caller commits)."""
     status = "failed" if error else "done"
     await conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id)
+        .where(jobs.c.id.in_(job_ids))
         .values(status=status, finished_at=now, last_error=error)
     )
 

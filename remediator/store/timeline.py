@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.models.alert import AlertInstance
@@ -42,10 +42,11 @@ class IncidentFilter:
     alertname: str | None = None
 
 
-async def append(
-    conn: AsyncConnection, incident_id: str, new: Sequence[NewEvent], now: datetime
-) -> None:
-    """Append events in order and touch the incident's ``updated_at`` (caller commits)."""
+async def append(conn: AsyncConnection, new: Sequence[tuple[str, NewEvent]], now: datetime) -> None:
+    """Append ``(incident_id, event)`` pairs in order; touch each incident's ``updated_at``.
+
+    The caller commits.
+    """
     if not new:
         return
     rows = [
@@ -59,34 +60,43 @@ async def append(
             "message": e.message,
             "data": e.data,
         }
-        for e in new
+        for incident_id, e in new
     ]
     await conn.execute(insert(events), rows)
+    touched = [
+        {"b_id": incident_id, "b_now": now} for incident_id in dict.fromkeys(i for i, _ in new)
+    ]
     await conn.execute(
-        update(incidents).where(incidents.c.id == incident_id).values(updated_at=now)
+        update(incidents)
+        .where(incidents.c.id == bindparam("b_id"))
+        .values(updated_at=bindparam("b_now")),
+        touched,
     )
 
 
-async def load_instance(conn: AsyncConnection, incident_id: str) -> AlertInstance | None:
+async def load_instances(
+    conn: AsyncConnection, incident_ids: Sequence[str]
+) -> dict[str, AlertInstance]:
+    """The alert instances of these incidents, by incident id (missing ones are absent)."""
     query = (
         select(incidents.c.status.label("incident_status"), incidents.c.external_url, alerts)
         .join(alerts, alerts.c.incident_id == incidents.c.id)
-        .where(incidents.c.id == incident_id)
+        .where(incidents.c.id.in_(incident_ids))
     )
-    row = (await conn.execute(query)).first()
-    if row is None:
-        return None
-    return AlertInstance(
-        incident_id=incident_id,
-        incident_status=row.incident_status,
-        fingerprint=row.fingerprint,
-        status=row.status,
-        starts_at=row.starts_at,
-        labels=row.labels,
-        annotations=row.annotations,
-        generator_url=row.generator_url,
-        external_url=row.external_url,
-    )
+    return {
+        row.incident_id: AlertInstance(
+            incident_id=row.incident_id,
+            incident_status=row.incident_status,
+            fingerprint=row.fingerprint,
+            status=row.status,
+            starts_at=row.starts_at,
+            labels=row.labels,
+            annotations=row.annotations,
+            generator_url=row.generator_url,
+            external_url=row.external_url,
+        )
+        for row in await conn.execute(query)
+    }
 
 
 def _summary_query() -> Select[Any]:

@@ -240,8 +240,8 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     recorder = Recorder(metrics)
     pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, _clock)
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
-    await pipeline.process(job)
-    await pipeline.process(job)  # as if the job were handed out again after a crash
+    await pipeline.process([job])
+    await pipeline.process([job])  # as if the job were handed out again after a crash
     full = await get_incident(engine, job.incident_id)
     assert full is not None
     assert [e.kind for e in full.events].count("dry_run") == 1

@@ -105,7 +105,7 @@ async def test_stale_claims_are_requeued_and_finished_jobs_leave_the_queue(engin
     [again] = await jobs.claim(engine, "w2", T0, limit=1)
     assert (again.id, again.attempts) == (job.id, 2)
     async with engine.begin() as conn:
-        await jobs.finish(conn, again.id, T0)
+        await jobs.finish(conn, [again.id], T0)
     assert await jobs.depth(engine) == 0
 
 
