@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Set up and run every check the project has: the README's test command and what CI runs.
 # Installs what it needs (Debian packages when run as root, the package in editable mode),
-# then: ruff, ruff format, mypy --strict, import-linter, runbook lint/tests, promtool-free
-# checks, and the whole pytest suite (unit, integration, real-Alertmanager end-to-end).
+# then: ruff, ruff format, mypy --strict, import-linter, runbook lint and tests, and the
+# whole pytest suite (unit, integration, real-Alertmanager end-to-end). Extra arguments
+# go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool, for the alert rules
 command -v wrk >/dev/null || need_apt+=(wrk)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then

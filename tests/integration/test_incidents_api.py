@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from yarl import URL
 
 from tests.conftest import AUTH, eventually
 from tests.payloads import alert, crashloop_labels, fingerprint, notification
@@ -208,6 +209,10 @@ async def test_limit_bounds_are_inclusive(client, seeded):
 
 LIMIT_ERROR = {"error": "limit must be a whole number from 1 to 500", "field": "limit"}
 STATUS_ERROR = {"error": "status must be one of open, resolved", "field": "status"}
+CURSOR_ERROR = {
+    "error": "cursor must be a next_cursor value from a previous page",
+    "field": "cursor",
+}
 
 
 @pytest.mark.parametrize(
@@ -233,10 +238,30 @@ STATUS_ERROR = {"error": "status must be one of open, resolved", "field": "statu
             {"status": "open", "zeta": "1", "alpha": "1"},
             {"error": "unknown query parameter 'alpha'", "field": "alpha"},
         ),
+        ({"cursor": "x' OR 1=1"}, CURSOR_ERROR),
+        ({"cursor": "0" * 22}, CURSOR_ERROR),
     ],
 )
 async def test_bad_query_gets_400_naming_the_field(client, query, body):
     assert await get_json(client, "/api/v1/incidents", expect=400, **query) == body
+
+
+async def test_a_cursor_that_is_not_utf8_is_refused(client):
+    url = client.make_url("/api/v1/incidents").with_query(None)
+    resp = await client.session.get(URL(f"{url}?cursor=%ED%A0%80", encoded=True), headers=AUTH)
+    assert resp.status == 400
+    assert await resp.json() == CURSOR_ERROR
+
+
+async def test_a_parameter_given_twice_is_refused(client):
+    resp = await client.get(
+        "/api/v1/incidents", params=[("limit", "1"), ("limit", "abc")], headers=AUTH
+    )
+    assert resp.status == 400
+    assert await resp.json() == {
+        "error": "query parameter 'limit' given more than once",
+        "field": "limit",
+    }
 
 
 HOSTILE = [
