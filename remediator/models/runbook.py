@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -134,6 +134,3 @@ class Runbook(Strict):
             # YAML reads 1.10 as the number 1.1; refuse rather than collide two versions.
             raise ValueError(f"write a dotted version as a string, e.g. version: '{value}'")
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-RunbookMode = Literal["live", "dry_run"]

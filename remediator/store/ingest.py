@@ -45,7 +45,6 @@ class IngestResult:
     received_resolved: int = 0  # of ``received``: first seen already resolved
     renotified: int = 0
     resolved: int = 0
-    jobs: int = 0
 
 
 @dataclass
@@ -184,9 +183,7 @@ def _plan_notification(
         if seen is None:
             known[key] = _new_instance(n, alert, rows, now)
             result.received += 1
-            if alert.status == "firing":
-                result.jobs += 1
-            else:
+            if alert.status == "resolved":
                 result.received_resolved += 1
                 result.resolved += 1
         elif seen.status == "firing" and alert.status == "resolved":

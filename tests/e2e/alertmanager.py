@@ -131,15 +131,20 @@ class AlertmanagerProcess:
 
     def stop(self) -> None:
         """Terminate the process (SIGKILL after 5 s) and close its log; idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._log_file.closed:
-            self._log_file.close()
+        stop_process(self.process, self._log_file)
+
+
+def stop_process(process: subprocess.Popen[bytes], log_file: IO[bytes]) -> None:
+    """SIGTERM, SIGKILL after STOP_TIMEOUT; close the log. Idempotent."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if not log_file.closed:
+        log_file.close()
 
 
 class AlertmanagerFactory(Protocol):

@@ -25,6 +25,7 @@ from .alertmanager import (
     ConfigOptions,
     free_port,
     start_alertmanager,
+    stop_process,
 )
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -65,7 +66,6 @@ def alertmanager_factory(tmp_path: Path) -> Iterator[AlertmanagerFactory]:
 
 E2E_TOKEN = "e2e-token"
 SERVER_READY_TIMEOUT = 15.0
-SERVER_STOP_TIMEOUT = 5.0
 
 
 @dataclass
@@ -125,15 +125,7 @@ class RemediatorServer:
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 5 s; close the log. Idempotent."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=SERVER_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._log_file.closed:
-            self._log_file.close()
+        stop_process(self.process, self._log_file)
 
 
 def _write_server_config(tmp_dir: Path, port: int) -> Path:
