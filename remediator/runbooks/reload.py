@@ -77,7 +77,16 @@ class RunbookRegistry:
                 await self._task
 
     async def _watch(self, debounce_ms: int) -> None:
-        async for _changes in awatch(self._directory, debounce=debounce_ms, step=50):
+        # The watcher only sees edits made after it is running, which is a moment after
+        # the start-up load; its first (possibly empty) yield says it runs, so one rescan
+        # then catches an edit that fell in between.
+        live = False
+        async for changes in awatch(
+            self._directory, debounce=debounce_ms, step=50, yield_on_timeout=True
+        ):
+            if live and not changes:
+                continue
+            live = True
             try:
                 await self.load()
             except Exception:  # hot reload must outlive any one bad edit
