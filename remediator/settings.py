@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from remediator.errors import ConfigError
 
@@ -155,10 +156,10 @@ class Settings(BaseSettings):
         source = str(path) if path else "configuration"
         if path is not None:
             try:
-                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+                loaded = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-            except yaml.YAMLError as exc:
+            except YAMLError as exc:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
             if loaded is not None and not isinstance(loaded, dict):
                 raise ConfigError(f"{path}: the top level must be a mapping")
