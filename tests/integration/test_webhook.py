@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import gzip
 import json
 import sqlite3
 from pathlib import Path
@@ -271,3 +272,15 @@ def test_settings_error_names_the_key(tmp_path):
     assert str(cfg) in message
     assert "server.port" in message
     assert "guards.dryrun" in message
+
+
+async def test_compressed_body_that_inflates_past_the_limit_gets_413(client):
+    bomb = gzip.compress(b'{"version": "4", "pad": "' + b"0" * 20_000_000 + b'"}')
+    assert len(bomb) < 1024 * 1024
+    resp = await client.post(
+        "/api/v1/alerts",
+        data=bomb,
+        headers={**AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert resp.status == 413
+    assert await incidents(client) == []
