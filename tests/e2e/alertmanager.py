@@ -218,10 +218,11 @@ def _check_config(config_path: Path) -> None:
         )
 
 
-def _is_ready(port: int) -> bool:
+def is_ready(port: int, path: str = "/-/ready") -> bool:
+    """True when GET ``path`` on the loopback ``port`` answers 200."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
-        conn.request("GET", "/-/ready")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     except OSError:
         return False
@@ -272,7 +273,7 @@ def start_alertmanager(
         port = int(am.url.rsplit(":", 1)[1])
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline and am.process.poll() is None:
-            if _is_ready(port):
+            if is_ready(port):
                 return am
             time.sleep(0.05)
         exit_code = am.process.poll()

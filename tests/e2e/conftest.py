@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from .alertmanager import (
     AlertmanagerProcess,
     ConfigOptions,
     free_port,
+    is_ready,
     start_alertmanager,
     stop_process,
 )
@@ -146,17 +146,6 @@ def _write_server_config(tmp_dir: Path, port: int) -> Path:
     return path
 
 
-def _server_ready(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def _launch_server(tmp_dir: Path, attempt: int) -> tuple[RemediatorServer, int]:
     port = free_port()
     config = _write_server_config(tmp_dir, port)
@@ -187,7 +176,7 @@ def remediator_server(tmp_path: Path) -> Iterator[RemediatorServer]:
         server, port = _launch_server(tmp_dir, attempt)
         deadline = time.monotonic() + SERVER_READY_TIMEOUT
         while time.monotonic() < deadline and server.process.poll() is None:
-            if _server_ready(port):
+            if is_ready(port, "/readyz"):
                 try:
                     yield server
                 finally:
