@@ -18,6 +18,8 @@ from remediator.pipeline.plan import Plan, plan
 from remediator.runbooks.loader import LoadedRunbook, RunbookSet
 from remediator.runbooks.matchers import first_failing
 
+_MISSING = object()  # a parameter the plan does not have at all, unlike one set to None
+
 
 @dataclass
 class CaseResult:
@@ -87,6 +89,3 @@ def _compare(expect: Expectation, planned: Plan) -> list[str]:
                     f"got {got.description!r}"
                 )
     return problems
-
-
-_MISSING = object()
