@@ -1,7 +1,8 @@
 """Stage: make recorded events visible to operators, as metrics and log lines.
 
-Events are written to the timeline by the job's unit of work; this stage runs on what
-was committed, so a rolled-back attempt is never counted.
+Events are written to the timeline by the unit of work; this stage runs on what was
+committed, so a rolled-back attempt is never counted. Each log line names its incident,
+since one batch spans many.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ class Recorder:
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
 
-    def observe(self, events: Sequence[NewEvent]) -> None:
-        for event in events:
+    def observe(self, events: Sequence[tuple[str, NewEvent]]) -> None:
+        for incident_id, event in events:
             self._count(event)
             log.info(
                 event.kind,
+                incident_id=incident_id,
                 stage=event.stage,
                 runbook=event.runbook,
                 reason=event.reason,

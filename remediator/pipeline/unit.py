@@ -29,7 +29,7 @@ class WorkUnit:
         self._clock = clock
         self._durable = durable
         self._pending: list[tuple[str, NewEvent]] = []
-        self.written: list[NewEvent] = []
+        self.written: list[tuple[str, NewEvent]] = []  # (incident id, event), committed
         self._stack: AsyncExitStack | None = None
         self._conn: AsyncConnection | None = None
 
@@ -66,7 +66,7 @@ class WorkUnit:
         await timeline.append(self.conn, self._pending, self._clock())
         stack, self._stack, self._conn = self._stack, None, None
         await stack.aclose()
-        self.written.extend(event for _, event in self._pending)
+        self.written.extend(self._pending)
         self._pending.clear()
 
     async def resume(self) -> None:

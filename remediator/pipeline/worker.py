@@ -171,7 +171,7 @@ class Worker:
                 await jobs.finish(conn, [job.id], self._clock(), error=error)
                 await timeline.append(conn, [(job.incident_id, event)], self._clock())
             self._metrics.job_failures.labels("failed").inc()
-            self._recorder.observe([event])
+            self._recorder.observe([(job.incident_id, event)])
         except Exception:
             # The store is down too; the job stays claimed and is requeued as stale.
             log.exception("job_failure_not_recorded")

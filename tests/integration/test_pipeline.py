@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from structlog.testing import capture_logs
 
 from remediator.actions.registry import builtin_actions
 from remediator.app import create_app
@@ -260,3 +261,20 @@ async def test_job_claimed_by_a_crashed_server_is_processed_after_restart(aiohtt
     full = await timeline_of(client)
     assert full["id"] == claimed.incident_id
     assert kinds(full)[-1] == "dry_run"
+
+
+async def test_every_log_line_of_a_batch_names_its_incident(client):
+    two = [alert(crashloop_labels(deployment=name)) for name in ("web", "api")]
+    with capture_logs() as logs:
+        await post(client, *two)
+
+        async def both_done():
+            resp = await client.get("/api/v1/incidents", headers=AUTH)
+            items = (await resp.json())["items"]
+            return len([e for e in logs if e["event"] == "dry_run"]) == 2 and len(items) == 2
+
+        await eventually(both_done)
+    resp = await client.get("/api/v1/incidents", headers=AUTH)
+    ids = {item["id"] for item in (await resp.json())["items"]}
+    dry_runs = [e for e in logs if e["event"] == "dry_run"]
+    assert {e["incident_id"] for e in dry_runs} == ids
