@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -75,7 +83,7 @@ def _read_secret(path: Path, key: str) -> str:
 class StoreSettings(Section):
     url: str = Field(
         default="sqlite+aiosqlite:///remediator.db",
-        description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE or postgresql+asyncpg://…",
+        description="SQLAlchemy async URL; this version supports sqlite+aiosqlite:///FILE.",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
@@ -84,6 +92,16 @@ class StoreSettings(Section):
             "only a process crash. Timeline bookkeeping always commits at NORMAL."
         ),
     )
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith("sqlite+aiosqlite:///"):
+            raise ValueError(
+                "this version stores to SQLite only: sqlite+aiosqlite:///PATH "
+                "(PostgreSQL for several replicas is not built yet)"
+            )
+        return value
 
 
 class RunbookSettings(Section):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.store.tables import executions
@@ -22,12 +22,7 @@ class ExecutionKey:
 
 
 # Built once: constructing a statement per step cost more than executing it.
-_BEGIN: dict[str, Insert] = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(executions)
-    .on_conflict_do_nothing()
-    .returning(executions.c.id)
-    for dialect in (postgresql, sqlite)
-}
+_BEGIN: Insert = sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
 
 
 async def begin(
@@ -46,7 +41,7 @@ async def begin(
     dry run is recorded complete in one go.
     """
     result = await conn.execute(
-        _BEGIN[conn.dialect.name],
+        _BEGIN,
         {
             "incident_id": key.incident_id,
             "runbook": key.runbook,

@@ -284,3 +284,10 @@ async def test_compressed_body_that_inflates_past_the_limit_gets_413(client):
     )
     assert resp.status == 413
     assert await incidents(client) == []
+
+
+def test_an_unsupported_store_is_refused_by_name():
+    with pytest.raises(ConfigError) as info:
+        Settings.load(None, **{"store.url": "postgresql+asyncpg://db/remediator"})
+    assert "store.url" in str(info.value)
+    assert "SQLite only" in str(info.value)
