@@ -7,6 +7,7 @@ written into a ConfigMap. Unknown keys are errors, and errors name the key.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from remediator.errors import ConfigError
+from remediator.models.duration import Duration
 
 
 class Section(BaseModel):
@@ -120,14 +122,78 @@ class NamespacePolicy(Section):
     )
 
 
+class KindPolicy(Section):
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of target kinds actions may touch; empty allows none.",
+    )
+
+
+class RateSettings(Section):
+    """The global token bucket every live or simulated action draws one token from."""
+
+    per_minute: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Tokens added per minute."
+    )
+    burst: Annotated[int, Field(ge=1)] = Field(default=10, description="Bucket size.")
+
+
+class BreakerSettings(Section):
+    """Stops automatic actions during alert storms or repeated failures."""
+
+    window: Duration = Field(
+        default=timedelta(minutes=10), description="How far back the breaker looks."
+    )
+    max_targets: Annotated[int, Field(ge=1)] = Field(
+        default=10, description="Open when more distinct targets than this were touched."
+    )
+    max_failure_ratio: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.5, description="Open when at least this share of finished actions failed."
+    )
+    min_finished: Annotated[int, Field(ge=1)] = Field(
+        default=4, description="Finished actions needed before the failure ratio counts."
+    )
+    quiet_period: Duration = Field(
+        default=timedelta(minutes=15), description="Open at least this long; then re-check."
+    )
+
+
 class GuardSettings(Section):
     dry_run: bool = Field(
         default=True, description="Shadow mode: record what would be done, change nothing."
     )
     namespaces: NamespacePolicy = Field(default_factory=NamespacePolicy)
+    kinds: KindPolicy = Field(default_factory=KindPolicy)
+    rate: RateSettings = Field(default_factory=RateSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+
+class KubeSettings(Section):
+    """How to reach the cluster; only used when a step may act (or server dry-run is on)."""
+
+    source: Literal["auto", "kubeconfig", "in-cluster"] = Field(
+        default="auto",
+        description="auto: the pod's service account inside a cluster, else the kubeconfig.",
+    )
+    kubeconfig: Path | None = Field(default=None, description="Default: ~/.kube/config.")
+    context: str | None = Field(default=None, description="Kubeconfig context to use.")
+    request_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="Seconds one API request may take."
+    )
+    deadline: Annotated[float, Field(gt=0)] = Field(
+        default=60.0, description="Seconds one call may take with all its retries."
+    )
+    server_dry_run: bool = Field(
+        default=False,
+        description="In shadow mode, also send each mutation with dryRun=All, so the "
+        "timeline shows whether the API server would have accepted it.",
+    )
 
 
 class WorkerSettings(Section):
+    verify_interval: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="Seconds between looks at a target being verified."
+    )
     batch_size: Annotated[int, Field(ge=1, le=500)] = Field(
         default=32, description="Work items claimed and processed in one transaction."
     )
@@ -153,6 +219,7 @@ class Settings(BaseSettings):
     runbooks: RunbookSettings = Field(default_factory=RunbookSettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    kube: KubeSettings = Field(default_factory=KubeSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -1,0 +1,115 @@
+"""``Kube``: the only door to the cluster.
+
+Every call goes through ``read`` or ``write``, which add the per-call timeout, the
+retry policy of ``retry.py`` and the error tree of ``errors.py``, and hand back plain
+JSON dicts whatever API produced them, so actions compare exactly what the server holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from remediator.errors import ConfigError
+from remediator.kube.errors import Conflict, translate
+from remediator.kube.retry import Sleep, with_retries
+from remediator.settings import KubeSettings
+
+JSON = dict[str, Any]
+
+
+class Kube:
+    def __init__(
+        self, api: client.ApiClient, settings: KubeSettings, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        self._api = api
+        self._settings = settings
+        self._sleep = sleep
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    @classmethod
+    async def connect(cls, settings: KubeSettings, *, sleep: Sleep = asyncio.sleep) -> Self:
+        """Load the kubeconfig (or the in-cluster service account) and open a client."""
+        configuration = client.Configuration()
+        if settings.kubeconfig is not None and not settings.kubeconfig.is_file():
+            raise ConfigError(f"kube.kubeconfig: {settings.kubeconfig} does not exist")
+        try:
+            if not _in_cluster(settings):
+                await config.load_kube_config(
+                    config_file=str(settings.kubeconfig) if settings.kubeconfig else None,
+                    context=settings.context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+            else:
+                # The loader is sync and unannotated upstream; it only reads two files.
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except (ConfigException, OSError, ValueError) as exc:
+            raise ConfigError(f"kube: cannot load the cluster configuration: {exc}") from exc
+        return cls(client.ApiClient(configuration), settings, sleep=sleep)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def read(
+        self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
+    ) -> JSON:
+        """A GET or LIST, retried on every transient error within the deadline."""
+        return await self._call(what, fn, args, kw, write=False)
+
+    async def write(
+        self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
+    ) -> JSON:
+        """A mutation, retried only when the server certainly did not apply it."""
+        return await self._call(what, fn, args, kw, write=True)
+
+    async def on_conflict_retry(
+        self, change: Callable[[], Awaitable[JSON]], attempts: int = 5
+    ) -> JSON:
+        """Run read-modify-write ``change`` again (with a fresh read) when it hits 409."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return await change()
+            except Conflict:
+                if attempt == attempts:
+                    raise
+                await self._sleep(0.05 * attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(
+        self,
+        what: str,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kw: dict[str, Any],
+        *,
+        write: bool,
+    ) -> JSON:
+        async def once() -> Any:
+            try:
+                return await fn(*args, _request_timeout=self._settings.request_timeout, **kw)
+            except Exception as exc:
+                raise translate(exc, what) from exc
+
+        result = await with_retries(
+            once, write=write, deadline=self._settings.deadline, sleep=self._sleep
+        )
+        if isinstance(result, dict):
+            return result
+        data = self._api.sanitize_for_serialization(result)
+        return data if isinstance(data, dict) else {}
+
+
+def _in_cluster(settings: KubeSettings) -> bool:
+    if settings.source == "auto":
+        return settings.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ
+    return settings.source == "in-cluster"

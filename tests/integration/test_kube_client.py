@@ -1,0 +1,133 @@
+"""The cluster layer against the fake API server: error tree, retries, deadlines.
+
+Waits go through an injected sleep that records and returns at once, so Retry-After
+and backoff are asserted without real sleeping.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.kube import Kube
+from remediator.kube import errors as ke
+from remediator.settings import KubeSettings
+from tests.fakes.kube import objects
+
+
+class Sleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def kube(fake_kube, sleeps):
+    fake_kube.add(objects.deployment("web", "prod"))
+    settings = KubeSettings(
+        source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=0.5, deadline=3
+    )
+    k = await Kube.connect(settings, sleep=sleeps)
+    yield k
+    await k.close()
+
+
+def read(kube: Kube, name: str = "web"):
+    return kube.read("GET web", kube.apps.read_namespaced_deployment, name, "prod")
+
+
+def patch(kube: Kube):
+    body = {"metadata": {"labels": {"x": "1"}}}
+    return kube.write("PATCH web", kube.apps.patch_namespaced_deployment, "web", "prod", body)
+
+
+async def test_reads_come_back_as_plain_json(kube):
+    obj = await read(kube)
+    assert obj["metadata"]["name"] == "web"
+    assert obj["kind"] == "Deployment"
+
+
+async def test_429_is_retried_after_the_servers_retry_after(fake_kube, kube, sleeps):
+    fake_kube.fail_next(2, status=429, retry_after=3, method="GET")
+    assert (await read(kube))["metadata"]["name"] == "web"
+    assert len(sleeps) == 2
+    assert all(s >= 3 for s in sleeps)
+
+
+@pytest.mark.parametrize("status", [500, 503])
+async def test_server_errors_are_retried_for_reads(fake_kube, kube, status):
+    fake_kube.fail_next(2, status=status, retry_after=None, method="GET")
+    assert (await read(kube))["metadata"]["name"] == "web"
+    assert len(fake_kube.requests) == 3
+
+
+async def test_dropped_connection_is_retried_for_reads(fake_kube, kube):
+    fake_kube.drop_next(1, method="GET")
+    assert (await read(kube))["metadata"]["name"] == "web"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(403, ke.Forbidden), (404, ke.NotFound), (422, ke.Invalid), (400, ke.BadRequest)],
+)
+async def test_client_errors_fail_fast(fake_kube, kube, status, error):
+    fake_kube.fail_next(1, status=status, method="GET")
+    with pytest.raises(error) as info:
+        await read(kube)
+    assert len(fake_kube.requests) == 1
+    assert isinstance(info.value, ke.Permanent)
+    assert info.value.__cause__ is not None  # the client's exception is chained
+
+
+async def test_not_found_names_the_call_and_the_server_message(kube):
+    with pytest.raises(ke.NotFound) as info:
+        await read(kube, "gone")
+    assert str(info.value).startswith("GET web: 404 NotFound:")
+    assert '"gone" not found' in str(info.value)
+
+
+async def test_ambiguous_write_failures_are_not_resent_blindly(fake_kube, kube):
+    fake_kube.drop_next(1, method="PATCH", apply_then_drop=True)
+    with pytest.raises(ke.Disconnected) as info:
+        await patch(kube)
+    assert info.value.ambiguous
+    assert len(fake_kube.mutations()) == 1  # the caller checks the stamp before resending
+
+
+async def test_writes_are_retried_when_the_server_certainly_refused(fake_kube, kube):
+    fake_kube.fail_next(1, status=429, retry_after=1, method="PATCH")
+    await patch(kube)
+    assert len(fake_kube.mutations()) == 2
+
+
+async def test_conflict_is_left_to_the_caller_to_reread(fake_kube, kube):
+    fake_kube.fail_next(1, status=409, method="PATCH")
+    with pytest.raises(ke.Conflict):
+        await patch(kube)
+    attempts = []
+
+    async def change():
+        attempts.append(1)
+        await read(kube)
+        return await patch(kube)
+
+    fake_kube.fail_next(2, status=409, method="PATCH")
+    await kube.on_conflict_retry(change)
+    assert len(attempts) == 3
+
+
+async def test_retries_stop_at_the_overall_deadline(fake_kube, kube, sleeps):
+    fake_kube.fail_next(1000, status=503, retry_after=None, method="GET")
+    fake_kube.faults.latency = 0.2
+    with pytest.raises(ke.ServerError):
+        await read(kube)
+    assert 3 <= len(fake_kube.requests) < 40  # ~3 s of 0.2 s requests, then it gives up
+
+
+async def test_request_timeout_becomes_a_timeout_error(fake_kube, kube):
+    fake_kube.faults.latency = 1.0  # beyond the 0.5 s request timeout
+    with pytest.raises(ke.Timeout):
+        await patch(kube)
