@@ -14,6 +14,9 @@ from aiohttp.test_utils import TestClient
 from remediator.app import create_app
 from remediator.settings import Settings
 
+# The fake Kubernetes API server's fixtures (fake_kube, fake_kube_client) for every test.
+pytest_plugins = ["tests.fakes.kube.fixtures"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,6 +41,7 @@ def settings(tmp_path: Path, runbook_dir: Path) -> Settings:
             "runbooks.watch": False,
             "guards.dry_run": True,
             "guards.namespaces": {"allow": ["prod", "stage"], "deny": ["kube-system"]},
+            "guards.kinds": {"allow": ["*"]},
             "worker.poll_interval": 0.05,
         },
     )
