@@ -7,7 +7,15 @@ from typing import ClassVar
 import structlog
 from pydantic import Field
 
-from remediator.actions.base import Params, RenderedTarget
+from remediator.actions.base import (
+    Context,
+    Health,
+    HealthState,
+    Params,
+    PolicyRule,
+    RenderedTarget,
+)
+from remediator.kube import Kube
 
 log = structlog.get_logger(__name__)
 
@@ -22,14 +30,27 @@ class Notify:
     mutates: ClassVar[bool] = False
     kinds: ClassVar[frozenset[str]] = frozenset()
     params_model: ClassVar[type[Params]] = NotifyParams
+    rbac: ClassVar[tuple[PolicyRule, ...]] = ()
 
     def describe(self, target: RenderedTarget, params: Params) -> str:
         assert isinstance(params, NotifyParams)
         where = f" to {params.channel}" if params.channel else ""
         return f"notify{where} about {target}: {params.message}"
 
-    async def apply(self, target: RenderedTarget, params: Params) -> str:
+    async def apply(
+        self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context
+    ) -> str:
         assert isinstance(params, NotifyParams)
         # Recorded in the timeline and the log; Slack delivery comes with the Slack client.
         log.info("notify", target=str(target), channel=params.channel, message=params.message)
         return f"notified about {target}: {params.message}"
+
+    async def applied(
+        self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context
+    ) -> bool:
+        return False  # a message leaves no trace to read back; at worst it is sent twice
+
+    async def verify(
+        self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context
+    ) -> Health:
+        return Health(HealthState.HEALTHY, "nothing to verify")
