@@ -8,7 +8,7 @@ and hand work to the worker.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from aiohttp import web
 
 from remediator.actions.registry import Registry, builtin_actions
 from remediator.keys import CLOCK, ENGINE, METRICS, RUNBOOKS, SETTINGS, WRITER
+from remediator.kube import Kube
 from remediator.observability.logs import configure as configure_logs
 from remediator.observability.metrics import Metrics
 from remediator.pipeline.build import Pipeline
+from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
 from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
@@ -110,10 +112,20 @@ async def _runbooks(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _processing(app: web.Application) -> AsyncIterator[None]:
-    engine, metrics, clock = app[ENGINE], app[METRICS], app[CLOCK]
+    engine, metrics, clock, settings = app[ENGINE], app[METRICS], app[CLOCK], app[SETTINGS]
     recorder = Recorder(metrics)
+    # The cluster is only needed when a step may act, or shadow mode asks the server.
+    needs_cluster = not settings.guards.dry_run or settings.kube.server_dry_run
+    kube = await Kube.connect(settings.kube) if needs_cluster else None
+    runtime = Runtime(
+        kube=kube,
+        clock=clock,
+        verify_interval=timedelta(seconds=settings.worker.verify_interval),
+        server_dry_run=settings.kube.server_dry_run,
+        deadline=settings.kube.deadline,
+    )
     pipeline = Pipeline(
-        engine, app[RUNBOOKS], app[RUNBOOKS].actions, app[SETTINGS].guards, recorder, clock
+        engine, app[RUNBOOKS], app[RUNBOOKS].actions, settings.guards, recorder, runtime
     )
     writer = IngestWriter(engine, clock)
     worker = Worker(
@@ -133,3 +145,5 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
     yield
     await writer.stop()
     await worker.stop()
+    if kube is not None:
+        await kube.close()

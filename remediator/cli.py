@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from remediator.actions.registry import builtin_actions
 from remediator.authoring.explain import explain
+from remediator.authoring.rbac import manifest
 from remediator.authoring.schema import runbook_schema_text
 from remediator.authoring.testing import run_tests
 from remediator.errors import ConfigError, RunbookError
@@ -73,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("payload", type=Path, help="Alertmanager webhook JSON (- for stdin)")
     exp.add_argument("--runbooks", type=Path, default=Path("runbooks"))
     exp.set_defaults(func=_explain)
+
+    rbac = sub.add_parser(
+        "rbac", help="print the least-privilege Role/ClusterRole the runbooks' actions need"
+    )
+    rbac.add_argument(
+        "--runbooks", type=Path, default=Path("runbooks"), help="actions used here count"
+    )
+    rbac.add_argument("--all", action="store_true", help="every built-in action instead")
+    rbac.add_argument("--kind", choices=("ClusterRole", "Role"), default="ClusterRole")
+    rbac.add_argument("--name", default="remediator")
+    rbac.add_argument("--namespace", help="namespace of a Role")
+    rbac.set_defaults(func=_rbac)
 
     send = sub.add_parser("send-test-alert", help="post a sample alert to a running server")
     send.add_argument("--url", default="http://127.0.0.1:9595/api/v1/alerts")
@@ -143,6 +156,31 @@ def _schema(args: argparse.Namespace) -> int:
         args.output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _rbac(args: argparse.Namespace) -> int:
+    actions = builtin_actions()
+    if args.all:
+        names = set(actions)
+    else:
+        runbooks = _load(args.runbooks)
+        if runbooks is None:
+            return EXIT_PROBLEMS
+        names = {
+            step.action for r in runbooks.runbooks for step in (*r.spec.steps, *r.spec.escalate)
+        }
+    if args.kind == "Role" and not args.namespace:
+        print("remediator: --kind Role needs --namespace", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(
+        manifest(
+            (actions[n] for n in sorted(names)),
+            kind=args.kind,
+            name=args.name,
+            namespace=args.namespace,
+        )
+    )
     return EXIT_OK
 
 

@@ -15,6 +15,8 @@ class Stage(StrEnum):
     PLAN = "plan"
     GUARD = "guard"
     EXECUTE = "execute"
+    VERIFY = "verify"
+    ESCALATE = "escalate"
     RECORD = "record"
 
 
@@ -29,7 +31,13 @@ class EventKind(StrEnum):
     EXECUTED = "executed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    CANCELLED = "cancelled"
     RESOLVED = "resolved"
+    RECONCILED = "reconciled"  # after a restart: found applied (or not) on the cluster
+    VERIFIED = "verified"
+    VERIFICATION_FAILED = "verification_failed"
+    CIRCUIT_OPENED = "circuit_opened"
+    CIRCUIT_CLOSED = "circuit_closed"
 
 
 class BlockReason(StrEnum):
@@ -42,6 +50,15 @@ class BlockReason(StrEnum):
     ACTION_UNAVAILABLE = "action_unavailable"
     ALREADY_EXECUTED = "already_executed"
     ALERT_RESOLVED = "alert_resolved"
+    KIND_NOT_ALLOWED = "kind_not_allowed"
+    TARGET_BUSY = "target_busy"
+    COOLDOWN = "cooldown"
+    MAX_RUNS = "max_runs"
+    MAX_RUNS_NAMESPACE = "max_runs_namespace"
+    CIRCUIT_OPEN = "circuit_open"
+    RATE_LIMITED = "rate_limited"
+    ACTION_REFUSED = "action_refused"
+    NO_CLUSTER = "no_cluster"
 
 
 class IncidentStatus(StrEnum):

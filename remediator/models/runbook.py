@@ -40,12 +40,29 @@ class Step(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class RunLimit(Strict):
+    count: Annotated[int, Field(ge=1)]
+    window: Duration = Field(json_schema_extra={"examples": ["1h"]})
+
+
 class Guards(Strict):
     """Per-runbook policy on top of the server-wide guards."""
 
     dry_run: bool = Field(
         default=False,
         description="Shadow mode for this runbook: record what would happen, touch nothing.",
+    )
+    cooldown: Duration = Field(
+        default=timedelta(minutes=10),
+        description="No second run of this runbook on the same target within this time.",
+        json_schema_extra={"default": "10m"},
+    )
+    max_runs: RunLimit | None = Field(
+        default=None, description="At most this many runs of this runbook per window."
+    )
+    max_runs_per_namespace: RunLimit | None = Field(
+        default=None,
+        description="At most this many runs of this runbook per namespace per window.",
     )
 
 

@@ -1,13 +1,28 @@
-"""Stage: policy before any side effect. Pure: same inputs, same decision."""
+"""Stage: policy before any side effect. Pure: same inputs, same decision.
+
+The store supplies the facts (``store/guard_ledger.py``) inside the transaction that
+will record the execution, so two decisions can never both take the last slot. Order
+matters only for which reason is reported: static policy first, then per-target,
+per-runbook, the breaker, and the global token bucket last (a token is only spent by
+a step that is otherwise allowed).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
+from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from remediator.models.duration import format_duration
 from remediator.models.events import BlockReason
 from remediator.pipeline.plan import Plan, PlannedStep
-from remediator.settings import GuardSettings
+from remediator.settings import BreakerSettings, GuardSettings, RateSettings
+from remediator.store import guard_ledger
+from remediator.store.guard_ledger import Facts
 
 
 @dataclass(frozen=True)
@@ -16,33 +31,194 @@ class Decision:
     dry_run: bool
     reason: BlockReason | None = None
     message: str = ""
+    # State the caller persists with the decision: {"token_bucket": {...}, "breaker": {...}}
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    breaker_change: str | None = None  # "opened: why" or "closed"
 
 
-def check(plan: Plan, step: PlannedStep, policy: GuardSettings) -> Decision:
-    """Whether ``step`` may run, and whether only as a dry run."""
-    dry_run = policy.dry_run or plan.runbook.spec.guards.dry_run
-    namespace = plan.target.namespace
+def is_dry_run(plan: Plan, policy: GuardSettings) -> bool:
+    return policy.dry_run or plan.runbook.spec.guards.dry_run
+
+
+def check_static(plan: Plan, step: PlannedStep, policy: GuardSettings) -> Decision:
+    """The guards that need no store: namespaces, kinds, approval."""
+    dry_run = is_dry_run(plan, policy)
+    namespace, kind = plan.target.namespace, plan.target.kind
     if step.action.mutates:
         denied = next((p for p in policy.namespaces.deny if fnmatchcase(namespace, p)), None)
         if denied is not None:
-            return Decision(
-                False,
+            return _block(
                 dry_run,
                 BlockReason.NAMESPACE_DENIED,
                 f"namespace {namespace!r} is denied by pattern {denied!r}",
             )
         if not any(fnmatchcase(namespace, p) for p in policy.namespaces.allow):
-            return Decision(
-                False,
+            return _block(
                 dry_run,
                 BlockReason.NAMESPACE_NOT_ALLOWED,
                 f"namespace {namespace!r} is not in guards.namespaces.allow",
             )
+        if not any(fnmatchcase(kind, p) for p in policy.kinds.allow):
+            return _block(
+                dry_run, BlockReason.KIND_NOT_ALLOWED, f"kind {kind!r} is not in guards.kinds.allow"
+            )
     if plan.approval_required and not dry_run:
-        return Decision(
-            False,
+        return _block(
             dry_run,
             BlockReason.APPROVAL_UNAVAILABLE,
             "the runbook requires approval and no approval channel is configured",
         )
     return Decision(True, dry_run)
+
+
+def check(
+    plan: Plan, step: PlannedStep, policy: GuardSettings, facts: Facts, now: datetime
+) -> Decision:
+    """Whether ``step`` may run now, given what the ledger says was done before."""
+    static = check_static(plan, step, policy)
+    if not static.allowed or not step.action.mutates:
+        return static
+    dry_run = static.dry_run
+    guards = plan.runbook.spec.guards
+    if facts.busy is not None:
+        return _block(
+            dry_run, BlockReason.TARGET_BUSY, f"{plan.target} is being acted on by {facts.busy}"
+        )
+    if facts.last_run is not None and now - facts.last_run < guards.cooldown:
+        left = guards.cooldown - (now - facts.last_run)
+        return _block(
+            dry_run,
+            BlockReason.COOLDOWN,
+            f"{plan.runbook.spec.name} acted on {plan.target} "
+            f"{format_duration(now - facts.last_run)} ago; cooldown "
+            f"{format_duration(guards.cooldown)} ends in {format_duration(left)}",
+        )
+    if guards.max_runs is not None and facts.runs >= guards.max_runs.count:
+        return _block(
+            dry_run,
+            BlockReason.MAX_RUNS,
+            f"{plan.runbook.spec.name} already ran {facts.runs} times within "
+            f"{format_duration(guards.max_runs.window)} (max {guards.max_runs.count})",
+        )
+    limit = guards.max_runs_per_namespace
+    if limit is not None and facts.runs_in_namespace >= limit.count:
+        return _block(
+            dry_run,
+            BlockReason.MAX_RUNS_NAMESPACE,
+            f"{plan.runbook.spec.name} already ran {facts.runs_in_namespace} times in "
+            f"namespace {plan.target.namespace} within {format_duration(limit.window)} "
+            f"(max {limit.count})",
+        )
+    state: dict[str, dict[str, Any]] = {}
+    change: str | None = None
+    breaker = _breaker(policy.breaker, facts, now)
+    if breaker is not None:
+        opened, message = breaker
+        if opened:
+            if not facts.breaker.get("open"):
+                state["breaker"] = {"open": True, "opened_at": now.isoformat(), "why": message}
+                change = f"opened: {message}"
+            return Decision(
+                False,
+                dry_run,
+                BlockReason.CIRCUIT_OPEN,
+                f"circuit breaker open: {facts.breaker.get('why') or message}; automatic "
+                "actions are paused",
+                state,
+                change,
+            )
+        state["breaker"] = {"open": False, "closed_at": now.isoformat()}
+        change = "closed"
+    tokens = _refill(policy.rate, facts.bucket, now)
+    if tokens < 1:
+        wait = (1 - tokens) * 60 / policy.rate.per_minute
+        return Decision(
+            False,
+            dry_run,
+            BlockReason.RATE_LIMITED,
+            f"global rate limit of {policy.rate.per_minute:g}/min reached; next token in "
+            f"{wait:.0f}s",
+            state,
+            change,
+        )
+    state["token_bucket"] = {"tokens": tokens - 1, "at": now.isoformat()}
+    return Decision(True, dry_run, state=state, breaker_change=change)
+
+
+def _breaker(settings: BreakerSettings, facts: Facts, now: datetime) -> tuple[bool, str] | None:
+    """(True, why) to be or stay open; (False, "") to close; None when nothing changes."""
+    targets = facts.targets + (0 if facts.target_touched else 1)
+    why = ""
+    if targets > settings.max_targets:
+        why = (
+            f"{targets} distinct targets within {format_duration(settings.window)} "
+            f"(max {settings.max_targets})"
+        )
+    elif facts.finished >= settings.min_finished and (
+        facts.failed / facts.finished >= settings.max_failure_ratio
+    ):
+        why = (
+            f"{facts.failed} of {facts.finished} actions failed within "
+            f"{format_duration(settings.window)}"
+        )
+    if facts.breaker.get("open"):
+        opened_at = datetime.fromisoformat(facts.breaker["opened_at"])
+        if now - opened_at < settings.quiet_period or why:
+            return True, why
+        return False, ""
+    return (True, why) if why else None
+
+
+def _refill(rate: RateSettings, bucket: dict[str, Any], now: datetime) -> float:
+    if not bucket:
+        return float(rate.burst)
+    elapsed = max(timedelta(0), now - datetime.fromisoformat(bucket["at"]))
+    return min(
+        float(rate.burst), float(bucket["tokens"]) + elapsed.total_seconds() * rate.per_minute / 60
+    )
+
+
+def _block(dry_run: bool, reason: BlockReason, message: str) -> Decision:
+    return Decision(False, dry_run, reason, message)
+
+
+async def decide(
+    conn: AsyncConnection,
+    incident_id: str,
+    plan: Plan,
+    step: PlannedStep,
+    policy: GuardSettings,
+    mutating_actions: Collection[str],
+    now: datetime,
+) -> Decision:
+    """``check`` against the ledger, persisting the bucket and breaker it changes."""
+    static = check_static(plan, step, policy)
+    if not static.allowed or not step.action.mutates:
+        return static
+    guards = plan.runbook.spec.guards
+    scope = guard_ledger.Scope(
+        incident_id=incident_id,
+        runbook=plan.runbook.spec.name,
+        target=plan.target.key,
+        namespace=plan.target.namespace,
+        dry_run=static.dry_run,
+        mutating_actions=mutating_actions,
+    )
+    facts = await guard_ledger.facts(
+        conn,
+        scope,
+        now,
+        runs_window=guards.max_runs.window if guards.max_runs else None,
+        namespace_window=(
+            guards.max_runs_per_namespace.window if guards.max_runs_per_namespace else None
+        ),
+        breaker_window=policy.breaker.window,
+    )
+    decision = check(plan, step, policy, facts, now)
+    names = {
+        "token_bucket": guard_ledger.bucket_name(static.dry_run),
+        "breaker": guard_ledger.breaker_name(static.dry_run),
+    }
+    for key, value in decision.state.items():
+        await guard_ledger.save_state(conn, names[key], value, now)
+    return decision

@@ -106,8 +106,9 @@ def plan(runbook: LoadedRunbook, instance: AlertInstance, actions: Registry) -> 
         runbook=runbook,
         target=target,
         steps=tuple(_step(i, s, target, context, actions) for i, s in enumerate(runbook.steps)),
+        # Negative indices keep escalation steps apart from the steps in the ledger.
         escalate=tuple(
-            _step(i, s, target, context, actions) for i, s in enumerate(runbook.escalate)
+            _step(-(i + 1), s, target, context, actions) for i, s in enumerate(runbook.escalate)
         ),
         approval_required=_needs_approval(runbook, instance.labels),
     )

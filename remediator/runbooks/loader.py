@@ -65,6 +65,9 @@ class RunbookSet:
     def match(self, labels: Mapping[str, str]) -> list[LoadedRunbook]:
         return self.index.match(labels)
 
+    def named(self, name: str) -> LoadedRunbook | None:
+        return next((r for r in self.runbooks if r.spec.name == name), None)
+
 
 class _Problems:
     """Collects ``file:line: field: message`` lines against one parsed YAML document."""

@@ -1,11 +1,21 @@
-"""Executions: the exactly-once ledger of steps taken (or simulated) per alert instance."""
+"""Executions: the exactly-once ledger of steps taken (or simulated) per alert instance.
+
+Status of a row over its life:
+  dry_run                            simulated, complete
+  intent → applied → verified        a live cluster action
+                  └→ verification_failed
+  intent → failed | cancelled        it failed, or a restart found it unapplied and the
+                                     guards no longer allowed it
+  intent → done                      a live step with nothing to verify (notify)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Insert, update
+from sqlalchemy import Insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,12 +27,38 @@ class ExecutionKey:
     incident_id: str
     runbook: str
     version: str
-    step: int
+    step: int  # escalation steps are negative: -1, -2, ...
     target: str
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: int
+    uid: str | None
+    status: str
+    incident_id: str
+    runbook: str
+    step: int
+    action: str
+    target: str
+    params: dict[str, Any]
+    verify_deadline: datetime | None
 
 
 # Built once: constructing a statement per step cost more than executing it.
 _BEGIN: Insert = sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
+_COLUMNS = (
+    executions.c.id,
+    executions.c.uid,
+    executions.c.status,
+    executions.c.incident_id,
+    executions.c.runbook,
+    executions.c.step,
+    executions.c.action,
+    executions.c.target,
+    executions.c.params,
+    executions.c.verify_deadline,
+)
 
 
 async def begin(
@@ -33,12 +69,15 @@ async def begin(
     dry_run: bool,
     status: str,
     detail: str,
+    namespace: str,
+    params: dict[str, Any],
+    uid: str | None,
     now: datetime,
 ) -> int | None:
     """Record a step; None when this exact step was already recorded for this instance.
 
-    A live step is begun with status ``started`` (intent) and finished after it ran; a
-    dry run is recorded complete in one go.
+    A live step is begun with status ``intent`` and finished after it ran; a dry run is
+    recorded complete in one go.
     """
     result = await conn.execute(
         _BEGIN,
@@ -53,19 +92,53 @@ async def begin(
             "status": status,
             "created_at": now,
             "detail": detail,
-            "finished_at": None if status == "started" else now,
+            "finished_at": None if status == "intent" else now,
+            "uid": uid,
+            "namespace": namespace,
+            "params": params,
         },
     )
     execution_id: int | None = result.scalar_one_or_none()
     return execution_id
 
 
+async def find(conn: AsyncConnection, key: ExecutionKey) -> Execution | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                executions.c.incident_id == key.incident_id,
+                executions.c.runbook == key.runbook,
+                executions.c.version == key.version,
+                executions.c.step == key.step,
+                executions.c.target == key.target,
+            )
+        )
+    ).first()
+    return Execution(**row._asdict()) if row else None
+
+
+async def get(conn: AsyncConnection, execution_id: int) -> Execution | None:
+    row = (await conn.execute(select(*_COLUMNS).where(executions.c.id == execution_id))).first()
+    return Execution(**row._asdict()) if row else None
+
+
 async def finish(
-    conn: AsyncConnection, execution_id: int, status: str, detail: str, now: datetime
+    conn: AsyncConnection,
+    execution_id: int,
+    status: str,
+    detail: str,
+    now: datetime,
+    *,
+    verify_deadline: datetime | None = None,
 ) -> None:
-    """Record the outcome of a step begun with status ``started``."""
+    """Move a begun step on: to ``applied`` (with a verify deadline) or a final status."""
     await conn.execute(
         update(executions)
         .where(executions.c.id == execution_id)
-        .values(status=status, detail=detail, finished_at=now)
+        .values(
+            status=status,
+            detail=detail,
+            finished_at=None if status == "applied" else now,
+            verify_deadline=verify_deadline,
+        )
     )

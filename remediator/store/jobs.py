@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.store.tables import jobs
@@ -22,6 +22,8 @@ class Job:
     id: int
     incident_id: str
     attempts: int
+    kind: str = "alert"
+    execution_id: int | None = None
 
 
 async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
@@ -38,11 +40,37 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
         update(jobs)
         .where(jobs.c.id.in_(due))
         .values(status="running", claimed_by=worker, claimed_at=now, attempts=jobs.c.attempts + 1)
-        .returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts)
+        .returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts, jobs.c.kind, jobs.c.execution_id)
     )
     async with engine.begin() as conn:
         rows = (await conn.execute(stmt)).all()
-    return sorted((Job(r.id, r.incident_id, r.attempts) for r in rows), key=lambda j: j.id)
+    return sorted((Job(*r) for r in rows), key=lambda j: j.id)
+
+
+async def enqueue_verify(
+    conn: AsyncConnection, incident_id: str, execution_id: int, not_before: datetime, now: datetime
+) -> None:
+    """Schedule the first look at whether an applied execution healed its target."""
+    await conn.execute(
+        insert(jobs).values(
+            incident_id=incident_id,
+            kind="verify",
+            execution_id=execution_id,
+            status="pending",
+            attempts=0,
+            not_before=not_before,
+            created_at=now,
+        )
+    )
+
+
+async def reschedule(conn: AsyncConnection, job_ids: Sequence[int], not_before: datetime) -> None:
+    """Put verify jobs back for another look later; waiting is not a failed attempt."""
+    await conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids))
+        .values(status="pending", not_before=not_before, attempts=0, claimed_by=None)
+    )
 
 
 async def finish(

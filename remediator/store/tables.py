@@ -127,6 +127,10 @@ jobs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    # "alert": run a new alert instance through the pipeline; "verify": look once more
+    # whether execution ``execution_id`` healed its target.
+    Column("kind", String(16), nullable=False, server_default="alert"),
+    Column("execution_id", Integer),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
@@ -153,7 +157,25 @@ executions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("detail", Text, nullable=False),
+    # The value of the remediator.io/execution-id annotation this execution writes.
+    Column("uid", String(32)),
+    Column("namespace", Text, nullable=False, server_default=""),
+    Column("params", JSON, nullable=False, server_default="{}"),
+    Column("verify_deadline", UTCDateTime),
     # The exactly-once key: one execution per (runbook, version, step, target, alert instance).
     UniqueConstraint("runbook", "version", "step", "target", "incident_id"),
     Index(None, "incident_id"),
+    Index(None, "created_at"),
+    Index(None, "target", "status"),
+    Index(None, "uid", unique=True),
+)
+
+# Shared guard state that is not derived from executions: the global token bucket and
+# the circuit breaker, one JSON document each.
+guard_state = Table(
+    "guard_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -137,7 +137,11 @@ def _write_server_config(tmp_dir: Path, port: int) -> Path:
         "auth": {"bearer_token": E2E_TOKEN},
         "store": {"url": f"sqlite+aiosqlite:///{tmp_dir / 'store.db'}"},
         "runbooks": {"dir": str(runbooks), "watch": False},
-        "guards": {"dry_run": True, "namespaces": {"allow": ["prod"]}},
+        "guards": {
+            "dry_run": True,
+            "namespaces": {"allow": ["prod"]},
+            "kinds": {"allow": ["*"]},
+        },
         "worker": {"poll_interval": 0.1},
         "log": {"level": "info", "format": "json"},
     }

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import web
 from structlog.testing import capture_logs
 
 from remediator.actions.registry import builtin_actions
 from remediator.app import create_app
+from remediator.errors import ConfigError
 from remediator.models.alert import Notification
 from remediator.observability.metrics import Metrics
 from remediator.pipeline.build import Pipeline
+from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
 from remediator.runbooks.reload import RunbookRegistry
-from remediator.settings import GuardSettings, NamespacePolicy, Settings
+from remediator.settings import GuardSettings, KindPolicy, KubeSettings, NamespacePolicy, Settings
 from remediator.store import jobs
 from remediator.store.db import create_engine, migrate
 from remediator.store.ingest import IngestWriter
@@ -49,6 +52,7 @@ approval:
 
 
 def with_guards(settings: Settings, **guards: object) -> Settings:
+    guards.setdefault("kinds", KindPolicy(allow=["*"]))
     return settings.model_copy(update={"guards": GuardSettings(**guards)})
 
 
@@ -61,7 +65,7 @@ async def timeline_of(client, **filters):
         if len(items) != 1:
             return None
         full = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
-        terminal = {"dry_run", "executed", "failed", "blocked", "no_match", "skipped"}
+        terminal = {"dry_run", "executed", "failed", "blocked", "no_match", "skipped", "cancelled"}
         return full if any(e["kind"] in terminal for e in full["events"]) else None
 
     return await eventually(probe)
@@ -150,27 +154,42 @@ async def test_hostile_or_missing_labels_are_refused_at_plan(client, labels, rea
     assert full["executions"] == []
 
 
-async def test_live_mode_refuses_actions_that_cannot_run_live_yet(aiohttp_client, settings):
+async def test_live_mode_without_a_cluster_config_refuses_to_start(
+    aiohttp_client, settings, tmp_path
+):
     live = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["prod"]))
-    client = await aiohttp_client(create_app(live))
-    await post(client, alert())
-    event = blocked(await timeline_of(client))
-    assert (event["stage"], event["reason"]) == ("execute", "action_unavailable")
+    live = live.model_copy(
+        update={"kube": KubeSettings(source="kubeconfig", kubeconfig=tmp_path / "missing")}
+    )
+    runner = web.AppRunner(create_app(live))
+    with pytest.raises(ConfigError, match=r"kube\.kubeconfig: .*missing does not exist"):
+        await runner.setup()
+    await runner.cleanup()
 
 
-async def test_per_runbook_dry_run_holds_even_when_live(aiohttp_client, settings, runbook_dir):
+def on_fake(settings: Settings, fake) -> Settings:
+    kube = KubeSettings(source="kubeconfig", kubeconfig=fake.kubeconfig, deadline=5)
+    return settings.model_copy(update={"kube": kube})
+
+
+async def test_per_runbook_dry_run_holds_even_when_live(
+    aiohttp_client, settings, runbook_dir, fake_kube
+):
     path = runbook_dir / "crashloop.yaml"
     path.write_text(path.read_text() + "guards:\n  dry_run: true\n")
     live = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["prod"]))
+    live = on_fake(live, fake_kube)
     client = await aiohttp_client(create_app(live))
     await post(client, alert())
     full = await timeline_of(client)
     assert kinds(full)[-1] == "dry_run"
+    assert fake_kube.mutations() == []
 
 
-async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runbook_dir):
+async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runbook_dir, fake_kube):
     (runbook_dir / "disk.yaml").write_text(NOTIFY_RUNBOOK)
-    live = with_guards(settings, dry_run=False)  # no namespace allowed: notify changes nothing
+    # No namespace allowed: notify changes nothing, so no guard stands in its way.
+    live = on_fake(with_guards(settings, dry_run=False), fake_kube)
     client = await aiohttp_client(create_app(live))
     await post(client, alert({"alertname": "DiskFull", "namespace": "db", "pvc": "data-0"}))
     full = await timeline_of(client)
@@ -180,11 +199,12 @@ async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runboo
         == "notified about PersistentVolumeClaim db/data-0: data-0 is full"
     )
     [execution] = full["executions"]
-    assert (execution["dry_run"], execution["status"]) == (False, "succeeded")
+    assert (execution["dry_run"], execution["status"]) == (False, "done")
+    assert fake_kube.requests == []
 
 
 async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
-    aiohttp_client, settings, runbook_dir
+    aiohttp_client, settings, runbook_dir, fake_kube
 ):
     (runbook_dir / "scale.yaml").write_text(APPROVAL_RUNBOOK)
     labels = {"alertname": "Saturated", "namespace": "prod", "deployment": "api"}
@@ -193,7 +213,9 @@ async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
     assert (await timeline_of(dry))["events"][-1]["message"].endswith(
         "(approval would be requested first)"
     )
-    live_settings = with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["*"]))
+    live_settings = on_fake(
+        with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["*"])), fake_kube
+    )
     live_settings = live_settings.model_copy(
         update={
             "store": live_settings.store.model_copy(
@@ -210,11 +232,11 @@ async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
     assert not full["events"][-1]["message"].endswith("(approval would be requested first)")
 
 
-async def test_alert_resolved_before_processing_is_skipped(client):
+async def test_alert_resolved_before_processing_is_cancelled(client):
     # Firing and resolved in one delivery: the job exists, but the incident is closed.
     await post(client, alert(), alert(status="resolved"))
     full = await timeline_of(client)
-    assert kinds(full) == ["received", "resolved", "skipped"]
+    assert kinds(full) == ["received", "resolved", "cancelled"]
     assert full["events"][-1]["reason"] == "alert_resolved"
     assert full["executions"] == []
 
@@ -239,7 +261,8 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     registry = RunbookRegistry(settings.runbooks.dir, builtin_actions(), metrics)
     assert await registry.load()
     recorder = Recorder(metrics)
-    pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, _clock)
+    runtime = Runtime(kube=None, clock=_clock, verify_interval=timedelta(seconds=1))
+    pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, runtime)
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
     await pipeline.process([job])
     await pipeline.process([job])  # as if the job were handed out again after a crash

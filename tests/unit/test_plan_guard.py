@@ -13,9 +13,10 @@ from remediator.pipeline import guard
 from remediator.pipeline.plan import plan
 from remediator.runbooks.loader import load_file
 from remediator.runbooks.templating import compile_text, render_text
-from remediator.settings import GuardSettings, NamespacePolicy
+from remediator.settings import GuardSettings, KindPolicy, NamespacePolicy
 
 ACTIONS = builtin_actions()
+ANY_KIND = KindPolicy(allow=["*"])
 RUNBOOK = """\
 name: web
 version: 1
@@ -92,14 +93,24 @@ def test_label_values_are_never_rendered_twice():
     ("policy", "allowed", "reason"),
     [
         (GuardSettings(namespaces=NamespacePolicy(allow=[])), False, "namespace_not_allowed"),
-        (GuardSettings(namespaces=NamespacePolicy(allow=["pr*"])), True, None),
+        (GuardSettings(namespaces=NamespacePolicy(allow=["pr*"])), False, "kind_not_allowed"),
+        (GuardSettings(namespaces=NamespacePolicy(allow=["pr*"]), kinds=ANY_KIND), True, None),
+        (
+            GuardSettings(
+                namespaces=NamespacePolicy(allow=["*"]), kinds=KindPolicy(allow=["Stat*"])
+            ),
+            False,
+            "kind_not_allowed",
+        ),
         (
             GuardSettings(namespaces=NamespacePolicy(allow=["*"], deny=["prod"])),
             False,
             "namespace_denied",
         ),
         (
-            GuardSettings(dry_run=False, namespaces=NamespacePolicy(allow=["prod"])),
+            GuardSettings(
+                dry_run=False, namespaces=NamespacePolicy(allow=["prod"]), kinds=ANY_KIND
+            ),
             False,
             "approval_unavailable",
         ),
@@ -107,7 +118,7 @@ def test_label_values_are_never_rendered_twice():
 )
 def test_guard_decisions(runbook, policy, allowed, reason):
     planned = plan(runbook, sample_instance(labels()), ACTIONS)
-    decision = guard.check(planned, planned.steps[0], policy)
+    decision = guard.check_static(planned, planned.steps[0], policy)
     assert (decision.allowed, decision.reason) == (allowed, reason)
 
 
@@ -127,5 +138,5 @@ def test_guard_does_not_restrict_actions_that_change_nothing(tmp_path):
     path = tmp_path / "n.yaml"
     path.write_text(NOTIFY_ONLY)
     planned = plan(load_file(path, ACTIONS), sample_instance(labels()), ACTIONS)
-    decision = guard.check(planned, planned.steps[0], GuardSettings(dry_run=False))
+    decision = guard.check_static(planned, planned.steps[0], GuardSettings(dry_run=False))
     assert (decision.allowed, decision.dry_run) == (True, False)

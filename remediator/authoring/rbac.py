@@ -1,0 +1,51 @@
+"""``remediator rbac``: the least-privilege RBAC the enabled actions need.
+
+Rules come from each action's declared ``rbac``; the same verbs on the same resources
+are merged, so the output is what a reviewer would write by hand, and nothing more.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from remediator.actions.base import Action, LiveAction
+
+
+def merged_rules(actions: Iterable[Action]) -> list[dict[str, list[str]]]:
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for action in actions:
+        if not isinstance(action, LiveAction):
+            continue
+        for rule in action.rbac:
+            for group in rule.api_groups:
+                for resource in rule.resources:
+                    verbs.setdefault((group, resource), set()).update(rule.verbs)
+    by_verbs: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (group, resource), vs in sorted(verbs.items()):
+        by_verbs.setdefault((group, tuple(sorted(vs))), []).append(resource)
+    return [
+        {"apiGroups": [group], "resources": resources, "verbs": list(vs)}
+        for (group, vs), resources in sorted(by_verbs.items())
+    ]
+
+
+def manifest(actions: Iterable[Action], *, kind: str, name: str, namespace: str | None) -> str:
+    """A Role (namespaced) or ClusterRole manifest as YAML."""
+    metadata: dict[str, Any] = {"name": name}
+    if kind == "Role" and namespace:
+        metadata["namespace"] = namespace
+    doc = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "rules": merged_rules(actions),
+    }
+    out = io.StringIO()
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.dump(doc, out)
+    return out.getvalue()

@@ -1,0 +1,197 @@
+"""The live path end to end: webhook → guards → a real request to the (fake) cluster →
+verify → escalate, as the timeline and the fake API server both tell it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from remediator.app import create_app
+from remediator.settings import KubeSettings, Settings
+from tests.conftest import AUTH, eventually
+from tests.fakes.kube import objects
+from tests.payloads import alert, crashloop_labels, notification
+
+RUNBOOK = """\
+name: crashloop
+version: 3
+owner: web-team
+match: ['alertname="KubePodCrashLooping"']
+target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: "{{ labels.deployment }}"}
+steps:
+  - action: restart
+verify: {timeout: 1s}
+escalate:
+  - action: notify
+    params: {message: "restart did not heal {{ labels.deployment }}"}
+"""
+
+
+def live(settings: Settings, fake, **guards: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "guards": settings.guards.model_copy(update={"dry_run": False, **guards}),
+            "kube": KubeSettings(
+                source="kubeconfig", kubeconfig=fake.kubeconfig, request_timeout=5, deadline=10
+            ),
+            "worker": settings.worker.model_copy(update={"verify_interval": 0.05}),
+        }
+    )
+
+
+@pytest.fixture
+async def cluster(fake_kube, runbook_dir):
+    (runbook_dir / "crashloop.yaml").write_text(RUNBOOK)
+    fake_kube.add(objects.deployment("web", "prod", replicas=2))
+    return fake_kube
+
+
+async def post(client, *alerts) -> None:
+    resp = await client.post("/api/v1/alerts", json=notification(*alerts), headers=AUTH)
+    assert resp.status == 200, await resp.text()
+
+
+async def settled(client, last: set[str], count: int = 1) -> list[dict[str, Any]]:
+    """Incident details once each has an event of a kind in ``last``."""
+
+    async def probe():
+        resp = await client.get("/api/v1/incidents", headers=AUTH)
+        items = (await resp.json())["items"]
+        if len(items) < count:
+            return None
+        details = [
+            await (await client.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json()
+            for i in items
+        ]
+        done = all(any(e["kind"] in last for e in d["events"]) for d in details)
+        return details if done else None
+
+    return await eventually(probe, timeout=15)
+
+
+def kinds(detail: dict[str, Any]) -> list[str]:
+    return [e["kind"] for e in detail["events"]]
+
+
+def restarts(fake) -> int:
+    """Rollout restarts the fake cluster actually applied (generation counts spec changes)."""
+    return fake.get("apps/v1", "Deployment", "prod", "web")["metadata"]["generation"] - 1
+
+
+async def test_restart_is_applied_once_then_verified(aiohttp_client, settings, cluster):
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    [detail] = await settled(client, {"verified", "verification_failed"})
+    assert kinds(detail) == ["received", "matched", "planned", "executed", "verified"]
+    assert detail["events"][3]["message"].startswith("restarted Deployment prod/web")
+    assert [(m.method, m.path) for m in cluster.mutations()] == [
+        ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web")
+    ]
+    [execution] = detail["executions"]
+    assert execution["status"] == "verified"
+    stamp = cluster.get("apps/v1", "Deployment", "prod", "web")["metadata"]["annotations"]
+    assert stamp["remediator.io/runbook"] == "crashloop"
+    assert stamp["remediator.io/execution-id"]
+
+
+async def test_renotification_and_a_second_alert_in_cooldown_act_no_more(
+    aiohttp_client, settings, cluster
+):
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    await settled(client, {"verified"})
+    await post(client, alert())  # repeat_interval: the same instance again
+    await post(client, alert(starts_at="2025-05-01T11:00:00Z"))  # a new instance, same target
+    details = await settled(client, {"verified", "blocked"}, count=2)
+    newest = details[0]
+    assert newest["events"][-1]["reason"] == "cooldown"
+    assert restarts(cluster) == 1
+
+
+async def test_verification_failure_escalates(aiohttp_client, settings, cluster):
+    cluster.set_stuck("Deployment", "prod", "web")
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    [detail] = await settled(client, {"executed"})
+
+    async def escalated():
+        d = await (await client.get(f"/api/v1/incidents/{detail['id']}", headers=AUTH)).json()
+        return d if kinds(d)[-1] == "executed" and "verification_failed" in kinds(d) else None
+
+    done = await eventually(escalated, timeout=15)
+    tail = [(e["stage"], e["kind"]) for e in done["events"]][-3:]
+    assert tail == [
+        ("verify", "verification_failed"),
+        ("escalate", "planned"),
+        ("execute", "executed"),
+    ]
+    assert done["events"][-1]["message"] == (
+        "notified about Deployment prod/web: restart did not heal web"
+    )
+    statuses = sorted((x["step"], x["status"]) for x in done["executions"])
+    assert statuses == [(-1, "done"), (0, "verification_failed")]
+
+
+async def test_resolved_alert_counts_as_healed(aiohttp_client, settings, cluster):
+    cluster.set_stuck("Deployment", "prod", "web")
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    await settled(client, {"executed"})
+    await post(client, alert(status="resolved", ends_at="2025-05-01T10:05:00Z"))
+    [detail] = await settled(client, {"verified"})
+    assert detail["events"][-1]["message"].endswith("Alertmanager resolved the alert")
+
+
+async def test_a_lost_response_is_checked_not_resent(aiohttp_client, settings, cluster):
+    cluster.drop_next(1, method="PATCH", apply_then_drop=True)
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    [detail] = await settled(client, {"verified", "failed"})
+    assert "its answer was lost" in detail["events"][3]["message"]
+    assert len(cluster.mutations()) == 1
+    assert restarts(cluster) == 1
+
+
+async def test_a_refused_action_is_recorded_and_escalated(
+    aiohttp_client, settings, fake_kube, runbook_dir
+):
+    (runbook_dir / "crashloop.yaml").write_text(RUNBOOK)
+    fake_kube.add(objects.deployment("web", "prod", paused=True))
+    client = await aiohttp_client(create_app(live(settings, fake_kube)))
+    await post(client, alert())
+    [detail] = await settled(client, {"failed"})
+
+    async def escalated():
+        d = await (await client.get(f"/api/v1/incidents/{detail['id']}", headers=AUTH)).json()
+        return d if kinds(d)[-1] == "executed" else None
+
+    done = await eventually(escalated)
+    failed = next(e for e in done["events"] if e["kind"] == "failed")
+    assert (failed["reason"], "paused" in failed["message"]) == ("action_refused", True)
+    assert fake_kube.mutations() == []
+
+
+async def test_shadow_mode_can_ask_the_api_server(aiohttp_client, settings, cluster):
+    shadow = live(settings, cluster, dry_run=True)
+    shadow = shadow.model_copy(
+        update={"kube": shadow.kube.model_copy(update={"server_dry_run": True})}
+    )
+    client = await aiohttp_client(create_app(shadow))
+    await post(client, alert())
+    [detail] = await settled(client, {"dry_run"})
+    assert "the API server accepted it (dryRun=All)" in detail["events"][-1]["message"]
+    [patch] = cluster.mutations()
+    assert patch.query["dryRun"] == "All"
+    assert restarts(cluster) == 0
+
+
+async def test_kind_not_allowed_is_blocked(aiohttp_client, settings, cluster):
+    strict = live(
+        settings, cluster, kinds=settings.guards.kinds.model_copy(update={"allow": ["StatefulSet"]})
+    )
+    client = await aiohttp_client(create_app(strict))
+    await post(client, alert(crashloop_labels()))
+    [detail] = await settled(client, {"blocked"})
+    assert detail["events"][-1]["reason"] == "kind_not_allowed"
+    assert cluster.mutations() == []

@@ -1,0 +1,218 @@
+"""Guards on virtual time: cooldowns, windows, the per-target lock, the token bucket and
+the circuit breaker, decided against a real store with a clock the test moves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from remediator.actions.registry import builtin_actions
+from remediator.authoring.facts import sample_instance
+from remediator.pipeline import guard
+from remediator.pipeline.plan import Plan, plan
+from remediator.runbooks.loader import load_file
+from remediator.settings import (
+    BreakerSettings,
+    GuardSettings,
+    KindPolicy,
+    NamespacePolicy,
+    RateSettings,
+)
+from remediator.store import executions
+from remediator.store.db import create_engine, migrate
+from remediator.store.executions import ExecutionKey
+from remediator.store.tables import executions as executions_table
+from remediator.store.tables import incidents
+
+ACTIONS = builtin_actions()
+MUTATING = frozenset(n for n, a in ACTIONS.items() if a.mutates)
+T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
+RUNBOOK = """\
+name: web
+version: 1
+owner: t
+match: ['alertname="A"']
+target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: "{{ labels.app }}"}
+steps:
+  - action: restart
+guards:
+  cooldown: 30m
+"""
+WINDOWS = """\
+  max_runs: {count: 3, window: 1h}
+  max_runs_per_namespace: {count: 2, window: 1h}
+"""
+
+
+def policy(**overrides: object) -> GuardSettings:
+    base: dict[str, object] = {
+        "dry_run": False,
+        "namespaces": NamespacePolicy(allow=["*"]),
+        "kinds": KindPolicy(allow=["*"]),
+        "rate": RateSettings(per_minute=60, burst=100),
+        "breaker": BreakerSettings(max_targets=50),
+    }
+    return GuardSettings(**{**base, **overrides})
+
+
+def load(tmp_path: Path, text: str = RUNBOOK):
+    path = tmp_path / "web.yaml"
+    path.write_text(text)
+    return load_file(path, ACTIONS)
+
+
+@pytest.fixture
+def runbook(tmp_path: Path):
+    return load(tmp_path)
+
+
+@pytest.fixture
+async def conn(tmp_path: Path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    await migrate(engine)
+    async with engine.begin() as connection:
+        yield connection
+    await engine.dispose()
+
+
+class Ledger:
+    """Decides and records like the pipeline does, with a clock the test owns."""
+
+    def __init__(self, conn, runbook, settings: GuardSettings) -> None:
+        self.conn, self.runbook, self.settings = conn, runbook, settings
+        self.now = T0
+        self.count = 0
+
+    def plan(self, app: str = "web", namespace: str = "prod") -> Plan:
+        labels = {"alertname": "A", "namespace": namespace, "app": app}
+        return plan(self.runbook, sample_instance(labels), ACTIONS)
+
+    async def decide(self, planned: Plan, incident: str) -> guard.Decision:
+        return await guard.decide(
+            self.conn, incident, planned, planned.steps[0], self.settings, MUTATING, self.now
+        )
+
+    async def run(self, app: str = "web", namespace: str = "prod", status: str = "applied"):
+        """Decide for a new incident; record the execution when allowed."""
+        self.count += 1
+        incident = f"i{self.count}"
+        await self.conn.execute(
+            incidents.insert().values(
+                id=incident,
+                status="open",
+                alertname="A",
+                namespace=namespace,
+                severity="",
+                summary="",
+                external_url="",
+                group_key="",
+                created_at=self.now,
+                updated_at=self.now,
+            )
+        )
+        planned = self.plan(app, namespace)
+        decision = await self.decide(planned, incident)
+        if decision.allowed:
+            key = ExecutionKey(incident, "web", "1", 0, planned.target.key)
+            await executions.begin(
+                self.conn,
+                key,
+                "restart",
+                dry_run=decision.dry_run,
+                status=status,
+                detail="",
+                namespace=namespace,
+                params={},
+                uid=incident,
+                now=self.now,
+            )
+        return decision
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+async def test_cooldown_per_runbook_and_target_then_expires(conn, runbook):
+    ledger = Ledger(conn, runbook, policy())
+    assert (await ledger.run(status="verified")).allowed
+    ledger.advance(minutes=29)
+    blocked = await ledger.run()
+    assert (blocked.allowed, blocked.reason) == (False, "cooldown")
+    assert "ends in 1m" in blocked.message
+    assert (await ledger.run(app="api", status="verified")).allowed  # another target
+    ledger.advance(minutes=1)
+    assert (await ledger.run(status="verified")).allowed
+
+
+async def test_one_action_at_a_time_per_target(conn, tmp_path):
+    ledger = Ledger(conn, load(tmp_path, RUNBOOK.replace("30m", "0s")), policy())
+    assert (await ledger.run(status="intent")).allowed
+    busy = await ledger.run()
+    assert (busy.allowed, busy.reason) == (False, "target_busy")
+    await conn.execute(executions_table.update().values(status="verified"))
+    assert (await ledger.run(status="verified")).allowed
+
+
+async def test_max_runs_per_runbook_and_per_namespace_windows(conn, tmp_path):
+    ledger = Ledger(conn, load(tmp_path, RUNBOOK + WINDOWS), policy())
+    assert (await ledger.run(app="a", status="verified")).allowed
+    assert (await ledger.run(app="b", status="verified")).allowed
+    per_ns = await ledger.run(app="c")
+    assert (per_ns.allowed, per_ns.reason) == (False, "max_runs_namespace")
+    assert (await ledger.run(app="c", namespace="stage", status="verified")).allowed
+    per_runbook = await ledger.run(app="d", namespace="qa")
+    assert (per_runbook.allowed, per_runbook.reason) == (False, "max_runs")
+    ledger.advance(hours=1, seconds=1)
+    assert (await ledger.run(app="d", namespace="qa", status="verified")).allowed
+
+
+async def test_token_bucket_limits_globally_and_refills(conn, runbook):
+    ledger = Ledger(conn, runbook, policy(rate=RateSettings(per_minute=2, burst=2)))
+    assert (await ledger.run(app="a", status="verified")).allowed
+    assert (await ledger.run(app="b", status="verified")).allowed
+    limited = await ledger.run(app="c")
+    assert (limited.allowed, limited.reason) == (False, "rate_limited")
+    ledger.advance(seconds=29)
+    assert not (await ledger.run(app="c")).allowed
+    ledger.advance(seconds=1)  # 30 s at 2/min is one token
+    assert (await ledger.run(app="c", status="verified")).allowed
+    assert not (await ledger.run(app="d")).allowed
+
+
+async def test_breaker_opens_on_many_targets_and_closes_after_quiet_period(conn, runbook):
+    breaker = BreakerSettings(
+        max_targets=2, window=timedelta(minutes=10), quiet_period=timedelta(minutes=15)
+    )
+    ledger = Ledger(conn, runbook, policy(breaker=breaker))
+    assert (await ledger.run(app="a", status="verified")).allowed
+    assert (await ledger.run(app="b", status="verified")).allowed
+    tripped = await ledger.run(app="c")
+    assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
+    assert tripped.breaker_change is not None
+    assert tripped.breaker_change.startswith("opened: 3 distinct targets")
+    ledger.advance(minutes=11)  # the window is quiet again, but the breaker stays open
+    still = await ledger.run(app="d")
+    assert (still.allowed, still.reason, still.breaker_change) == (False, "circuit_open", None)
+    ledger.advance(minutes=5)
+    closed = await ledger.run(app="d", status="verified")
+    assert (closed.allowed, closed.breaker_change) == (True, "closed")
+
+
+async def test_breaker_opens_on_failure_ratio(conn, runbook):
+    breaker = BreakerSettings(max_targets=50, min_finished=4, max_failure_ratio=0.5)
+    ledger = Ledger(conn, runbook, policy(breaker=breaker))
+    for app, status in [("a", "failed"), ("b", "verified"), ("c", "verification_failed")]:
+        assert (await ledger.run(app=app, status=status)).allowed
+    assert (await ledger.run(app="d", status="verified")).allowed  # 2 of 4 failed, now
+    tripped = await ledger.run(app="e")
+    assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
+    assert "2 of 4 actions failed" in tripped.message
+
+
+async def test_dry_run_history_never_limits_live_actions(conn, runbook):
+    ledger = Ledger(conn, runbook, policy(dry_run=True))
+    assert (await ledger.run(status="dry_run")).allowed
+    ledger.settings = policy()
+    assert (await ledger.run(status="verified")).allowed  # the dry run left no cooldown
