@@ -13,7 +13,6 @@ from remediator.kube import Kube
 from remediator.kube.errors import ServerError
 from remediator.settings import KubeSettings
 from tests.fakes.kube import MERGE_PATCH, objects
-from tests.fakes.kube.fixtures import fake_kube  # noqa: F401
 
 NOW = datetime(2025, 5, 1, 10, 0, 7, 123456, tzinfo=UTC)
 CTX = Context("exec-1", "cert-expiring", NOW)
@@ -37,7 +36,7 @@ ISSUING = {
 
 
 @pytest.fixture
-async def kube(fake_kube):  # noqa: F811
+async def kube(fake_kube):
     k = await Kube.connect(
         KubeSettings(
             source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
@@ -55,7 +54,7 @@ def conditions(crt):
     return {c["type"]: c for c in crt["status"]["conditions"]}
 
 
-async def test_stamps_then_puts_cmctls_status_update(fake_kube, kube):  # noqa: F811
+async def test_stamps_then_puts_cmctls_status_update(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seeded = fake_kube.add(objects.certificate("web", "prod", revision=3))
     rv = seeded["metadata"]["resourceVersion"]
@@ -91,7 +90,7 @@ async def test_stamps_then_puts_cmctls_status_update(fake_kube, kube):  # noqa: 
     assert not await CertRenew().applied(kube, TARGET, PARAMS, Context("exec-2", "x", NOW))
 
 
-async def test_refuses_a_certificate_already_being_issued(fake_kube, kube):  # noqa: F811
+async def test_refuses_a_certificate_already_being_issued(fake_kube, kube):
     crt = objects.certificate("web", "prod", revision=3)
     crt["status"]["conditions"].append({**ISSUING, "reason": "Expiring"})
     fake_kube.add(crt)
@@ -100,7 +99,7 @@ async def test_refuses_a_certificate_already_being_issued(fake_kube, kube):  # n
     assert fake_kube.mutations() == []
 
 
-async def test_a_conflict_on_the_status_put_is_read_and_redone(fake_kube, kube):  # noqa: F811
+async def test_a_conflict_on_the_status_put_is_read_and_redone(fake_kube, kube):
     fake_kube.controllers_enabled = False
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     fake_kube.fail_next(status=409, method="PUT", path_contains="/status")
@@ -122,7 +121,7 @@ async def test_a_conflict_on_the_status_put_is_read_and_redone(fake_kube, kube):
     assert await CertRenew().applied(kube, TARGET, PARAMS, CTX)
 
 
-async def test_a_conflict_on_the_stamp_is_read_and_redone(fake_kube, kube):  # noqa: F811
+async def test_a_conflict_on_the_stamp_is_read_and_redone(fake_kube, kube):
     fake_kube.controllers_enabled = False
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     fake_kube.fail_next(status=409, method="PATCH")
@@ -136,7 +135,7 @@ async def test_a_conflict_on_the_stamp_is_read_and_redone(fake_kube, kube):  # n
     ]
 
 
-async def test_a_stale_stamp_with_a_different_revision_is_rewritten(fake_kube, kube):  # noqa: F811
+async def test_a_stale_stamp_with_a_different_revision_is_rewritten(fake_kube, kube):
     fake_kube.controllers_enabled = False
     crt = objects.certificate("web", "prod", revision=3)
     crt["metadata"]["annotations"] = {**STAMP, "remediator.io/renew-from-revision": "2"}
@@ -147,7 +146,7 @@ async def test_a_stale_stamp_with_a_different_revision_is_rewritten(fake_kube, k
     assert stored(fake_kube)["metadata"]["annotations"] == STAMP
 
 
-async def test_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F811
+async def test_server_dry_run_changes_nothing(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seeded = copy.deepcopy(fake_kube.add(objects.certificate("web", "prod", revision=3)))
     outcome = await CertRenew().apply(kube, TARGET, PARAMS, DRY)
@@ -160,7 +159,7 @@ async def test_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F811
     assert not await CertRenew().applied(kube, TARGET, PARAMS, CTX)
 
 
-async def test_applied_is_false_when_only_the_stamp_landed(fake_kube, kube):  # noqa: F811
+async def test_applied_is_false_when_only_the_stamp_landed(fake_kube, kube):
     fake_kube.controllers_enabled = False
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     fake_kube.fail_next(status=500, method="PUT")
@@ -177,7 +176,7 @@ async def test_applied_is_false_when_only_the_stamp_landed(fake_kube, kube):  # 
     assert await CertRenew().applied(kube, TARGET, PARAMS, CTX)
 
 
-async def test_verify_progressing_then_healthy_at_a_new_revision(fake_kube, kube):  # noqa: F811
+async def test_verify_progressing_then_healthy_at_a_new_revision(fake_kube, kube):
     fake_kube.controllers_enabled = False
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     await CertRenew().apply(kube, TARGET, PARAMS, CTX)
@@ -195,7 +194,7 @@ async def test_verify_progressing_then_healthy_at_a_new_revision(fake_kube, kube
     assert await CertRenew().applied(kube, TARGET, PARAMS, CTX)
 
 
-async def test_verify_with_the_running_controller(fake_kube, kube):  # noqa: F811
+async def test_verify_with_the_running_controller(fake_kube, kube):
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     await CertRenew().apply(kube, TARGET, PARAMS, CTX)
     await fake_kube.wait_for(lambda: stored(fake_kube)["status"]["revision"] == 4)
@@ -203,7 +202,7 @@ async def test_verify_with_the_running_controller(fake_kube, kube):  # noqa: F81
     assert health.state is HealthState.HEALTHY
 
 
-async def test_verify_fails_when_issuance_failed(fake_kube, kube):  # noqa: F811
+async def test_verify_fails_when_issuance_failed(fake_kube, kube):
     fake_kube.controllers_enabled = False
     fake_kube.add(objects.certificate("web", "prod", revision=3))
     await CertRenew().apply(kube, TARGET, PARAMS, CTX)
@@ -227,7 +226,7 @@ async def test_verify_fails_when_issuance_failed(fake_kube, kube):  # noqa: F811
     assert "not Ready" in health.message
 
 
-async def test_a_failed_issuing_condition_is_replaced_in_place(fake_kube, kube):  # noqa: F811
+async def test_a_failed_issuing_condition_is_replaced_in_place(fake_kube, kube):
     fake_kube.controllers_enabled = False
     crt = objects.certificate("web", "prod", revision=3, ready=False)
     old = {**ISSUING, "status": "False", "reason": "Failed", "message": "boom"}

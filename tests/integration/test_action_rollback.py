@@ -12,7 +12,6 @@ from remediator.actions.rollback import Rollback, RollbackParams, derives, label
 from remediator.kube import Kube
 from remediator.settings import KubeSettings
 from tests.fakes.kube import JSON_PATCH, MERGE_PATCH, objects
-from tests.fakes.kube.fixtures import fake_kube  # noqa: F401
 
 NOW = datetime(2025, 5, 1, 10, 0, 7, tzinfo=UTC)
 CTX = Context("exec-1", "bad-deploy", NOW)
@@ -39,7 +38,7 @@ def template_of(revision: int) -> dict[str, object]:
 
 
 @pytest.fixture
-async def kube(fake_kube):  # noqa: F811
+async def kube(fake_kube):
     k = await Kube.connect(
         KubeSettings(
             source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
@@ -75,7 +74,7 @@ def stored(fake):
 # --- undo ---------------------------------------------------------------------------
 
 
-async def test_undo_defaults_to_the_second_highest_owned_revision(fake_kube, kube):  # noqa: F811
+async def test_undo_defaults_to_the_second_highest_owned_revision(fake_kube, kube):
     seed(fake_kube)
     outcome = await Rollback().apply(kube, TARGET, UNDO, CTX)
 
@@ -98,7 +97,7 @@ async def test_undo_defaults_to_the_second_highest_owned_revision(fake_kube, kub
     )
 
 
-async def test_undo_to_a_given_revision(fake_kube, kube):  # noqa: F811
+async def test_undo_to_a_given_revision(fake_kube, kube):
     seed(fake_kube)
     outcome = await Rollback().apply(kube, TARGET, RollbackParams(to_revision=1), CTX)
     [patch] = fake_kube.mutations()
@@ -107,7 +106,7 @@ async def test_undo_to_a_given_revision(fake_kube, kube):  # noqa: F811
     assert "to revision 1 (ReplicaSet web-r1)" in outcome
 
 
-async def test_undo_adds_the_whole_annotation_map_when_there_is_none(fake_kube, kube):  # noqa: F811
+async def test_undo_adds_the_whole_annotation_map_when_there_is_none(fake_kube, kube):
     seed(fake_kube, annotations=False)
     await Rollback().apply(kube, TARGET, UNDO, CTX)
     [patch] = fake_kube.mutations()
@@ -115,14 +114,14 @@ async def test_undo_adds_the_whole_annotation_map_when_there_is_none(fake_kube, 
     assert stored(fake_kube)["metadata"]["annotations"] == STAMP
 
 
-async def test_undo_refuses_an_unknown_revision_and_sends_nothing(fake_kube, kube):  # noqa: F811
+async def test_undo_refuses_an_unknown_revision_and_sends_nothing(fake_kube, kube):
     seed(fake_kube)
     with pytest.raises(ActionRefused, match=r"revision 7 .* not found .*present: 1, 2, 3\)"):
         await Rollback().apply(kube, TARGET, RollbackParams(to_revision=7), CTX)
     assert fake_kube.mutations() == []
 
 
-async def test_undo_refuses_when_already_at_that_revision(fake_kube, kube):  # noqa: F811
+async def test_undo_refuses_when_already_at_that_revision(fake_kube, kube):
     seed(fake_kube)
     with pytest.raises(ActionRefused, match="already at revision 3"):
         await Rollback().apply(kube, TARGET, RollbackParams(to_revision=3), CTX)
@@ -130,21 +129,21 @@ async def test_undo_refuses_when_already_at_that_revision(fake_kube, kube):  # n
     assert stored(fake_kube)["spec"]["template"] == template_of(3)
 
 
-async def test_undo_refuses_when_the_previous_revision_is_the_current_template(fake_kube, kube):  # noqa: F811
+async def test_undo_refuses_when_the_previous_revision_is_the_current_template(fake_kube, kube):
     seed(fake_kube, current=2)  # e.g. undone before: revision 3 exists but 2 is live
     with pytest.raises(ActionRefused, match="already at revision 2"):
         await Rollback().apply(kube, TARGET, UNDO, CTX)
     assert fake_kube.mutations() == []
 
 
-async def test_undo_refuses_without_an_earlier_revision(fake_kube, kube):  # noqa: F811
+async def test_undo_refuses_without_an_earlier_revision(fake_kube, kube):
     seed(fake_kube, current=1, revisions=(1,))
     with pytest.raises(ActionRefused, match=r"no earlier revision .*only revision 1 exists"):
         await Rollback().apply(kube, TARGET, UNDO, CTX)
     assert fake_kube.mutations() == []
 
 
-async def test_undo_through_a_workload_ref_patches_the_deployment(fake_kube, kube):  # noqa: F811
+async def test_undo_through_a_workload_ref_patches_the_deployment(fake_kube, kube):
     dep = objects.deployment("web-dep", "prod", replicas=0, labels={"app": "web"}, image=image(3))
     fake_kube.add(dep)
     ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-dep"}
@@ -183,7 +182,7 @@ async def test_undo_through_a_workload_ref_patches_the_deployment(fake_kube, kub
         await Rollback().apply(kube, TARGET, RollbackParams(to_revision=2), CTX)
 
 
-async def test_undo_refuses_an_unsupported_workload_ref_kind(fake_kube, kube):  # noqa: F811
+async def test_undo_refuses_an_unsupported_workload_ref_kind(fake_kube, kube):
     ref = {"apiVersion": "v1", "kind": "PodTemplate", "name": "web-tpl"}
     ro = objects.rollout("web", "prod", workload_ref=ref)
     fake_kube.add(ro)
@@ -198,7 +197,7 @@ async def test_undo_refuses_an_unsupported_workload_ref_kind(fake_kube, kube):  
     assert fake_kube.mutations() == []
 
 
-async def test_undo_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F811
+async def test_undo_server_dry_run_changes_nothing(fake_kube, kube):
     before = copy.deepcopy(seed(fake_kube))
     outcome = await Rollback().apply(kube, TARGET, UNDO, DRY)
     [patch] = fake_kube.mutations()
@@ -215,7 +214,7 @@ async def test_undo_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F8
     assert not await Rollback().applied(kube, TARGET, UNDO, CTX)
 
 
-async def test_applied_answers_from_the_execution_stamp(fake_kube, kube):  # noqa: F811
+async def test_applied_answers_from_the_execution_stamp(fake_kube, kube):
     seed(fake_kube)
     assert not await Rollback().applied(kube, TARGET, UNDO, CTX)
     await Rollback().apply(kube, TARGET, UNDO, CTX)
@@ -223,7 +222,7 @@ async def test_applied_answers_from_the_execution_stamp(fake_kube, kube):  # noq
     assert not await Rollback().applied(kube, TARGET, UNDO, Context("exec-2", "x", NOW))
 
 
-async def test_undo_verify_goes_from_progressing_to_healthy(fake_kube, kube):  # noqa: F811
+async def test_undo_verify_goes_from_progressing_to_healthy(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seed(fake_kube)
     await Rollback().apply(kube, TARGET, UNDO, CTX)
@@ -239,7 +238,7 @@ async def test_undo_verify_goes_from_progressing_to_healthy(fake_kube, kube):  #
     )
 
 
-async def test_undo_verify_reports_a_degraded_rollout_as_failed(fake_kube, kube):  # noqa: F811
+async def test_undo_verify_reports_a_degraded_rollout_as_failed(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seed(fake_kube)
     await Rollback().apply(kube, TARGET, UNDO, CTX)
@@ -259,7 +258,7 @@ async def test_undo_verify_reports_a_degraded_rollout_as_failed(fake_kube, kube)
 # --- abort --------------------------------------------------------------------------
 
 
-async def test_abort_patches_status_then_stamps_the_main_resource(fake_kube, kube):  # noqa: F811
+async def test_abort_patches_status_then_stamps_the_main_resource(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seed(fake_kube, phase="Progressing")
     assert not await Rollback().applied(kube, TARGET, ABORT, CTX)
@@ -298,7 +297,7 @@ async def test_abort_patches_status_then_stamps_the_main_resource(fake_kube, kub
     assert "3 of 3" in health.message
 
 
-async def test_abort_falls_back_to_the_main_resource_on_404(fake_kube, kube):  # noqa: F811
+async def test_abort_falls_back_to_the_main_resource_on_404(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seed(fake_kube, phase="Progressing")
     fake_kube.set_subresource("argoproj.io/v1alpha1", "Rollout", "status", False)
@@ -323,7 +322,7 @@ async def test_abort_falls_back_to_the_main_resource_on_404(fake_kube, kube):  #
     assert "via the main resource" in outcome
 
 
-async def test_abort_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F811
+async def test_abort_server_dry_run_changes_nothing(fake_kube, kube):
     fake_kube.controllers_enabled = False
     before = copy.deepcopy(seed(fake_kube, phase="Progressing"))
     await Rollback().apply(kube, TARGET, ABORT, DRY)
@@ -337,14 +336,14 @@ async def test_abort_server_dry_run_changes_nothing(fake_kube, kube):  # noqa: F
     assert ro["metadata"]["annotations"] == before["metadata"]["annotations"]
 
 
-async def test_abort_refuses_a_fully_promoted_rollout(fake_kube, kube):  # noqa: F811
+async def test_abort_refuses_a_fully_promoted_rollout(fake_kube, kube):
     seed(fake_kube)  # Healthy, stableRS == currentPodHash
     with pytest.raises(ActionRefused, match="nothing to abort"):
         await Rollback().apply(kube, TARGET, ABORT, CTX)
     assert fake_kube.mutations() == []
 
 
-async def test_abort_verify_fails_for_a_rollout_degraded_for_another_reason(fake_kube, kube):  # noqa: F811
+async def test_abort_verify_fails_for_a_rollout_degraded_for_another_reason(fake_kube, kube):
     fake_kube.controllers_enabled = False
     seed(fake_kube, phase="Degraded")
     health = await Rollback().verify(kube, TARGET, ABORT, CTX)

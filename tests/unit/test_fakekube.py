@@ -21,12 +21,8 @@ from tests.fakes.kube import (
     Request,
     objects,
 )
-from tests.fakes.kube.fixtures import fake_kube, fake_kube_client
 from tests.fakes.kube.patch import json_patch, merge_patch, strategic_merge_patch
 from tests.fakes.kube.selectors import parse_label_selector
-
-# Re-exporting the imported fixtures marks them used (ruff F401/F811 stay quiet).
-__all__ = ["fake_kube", "fake_kube_client"]
 
 NS = "prod"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from .faults import MUTATING_METHODS
@@ -20,6 +21,9 @@ class Request:
     body: Any  # parsed JSON; the raw text if it was not JSON; None if empty
     response_status: int | None  # None: no response was sent (dropped) or still in flight
     fault: str | None = None  # the injected fault, e.g. "429", "drop", "apply_then_drop"
+    # time.perf_counter() when the fake had read the request (for latency benchmarks);
+    # not part of equality, so tests can compare against a constructed Request.
+    at: float = field(default_factory=time.perf_counter, compare=False)
 
     @property
     def is_mutation(self) -> bool:
