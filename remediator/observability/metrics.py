@@ -41,6 +41,11 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.circuit_open = Gauge(
+            "remediator_circuit_open",
+            "1 while the circuit breaker pauses automatic actions (as last decided).",
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "remediator_work_queue_depth", "Work items not yet finished.", registry=r
         )

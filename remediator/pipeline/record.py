@@ -21,6 +21,9 @@ _RESULT = {
     EventKind.DRY_RUN: "dry_run",
     EventKind.EXECUTED: "succeeded",
     EventKind.FAILED: "failed",
+    EventKind.RECONCILED: "reconciled",
+    EventKind.VERIFIED: "verified",
+    EventKind.VERIFICATION_FAILED: "verification_failed",
 }
 
 
@@ -48,5 +51,7 @@ class Recorder:
             m.no_match.inc()
         elif event.kind == EventKind.BLOCKED and event.reason:
             m.blocks.labels(event.reason).inc()
+        elif event.kind in (EventKind.CIRCUIT_OPENED, EventKind.CIRCUIT_CLOSED):
+            m.circuit_open.set(1 if event.kind == EventKind.CIRCUIT_OPENED else 0)
         elif event.kind in _RESULT:
             m.actions.labels(event.data.get("action", ""), _RESULT[EventKind(event.kind)]).inc()

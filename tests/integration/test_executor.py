@@ -93,6 +93,27 @@ async def test_restart_is_applied_once_then_verified(aiohttp_client, settings, c
     stamp = cluster.get("apps/v1", "Deployment", "prod", "web")["metadata"]["annotations"]
     assert stamp["remediator.io/runbook"] == "crashloop"
     assert stamp["remediator.io/execution-id"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'remediator_actions_total{action="restart",result="succeeded"} 1.0' in metrics
+    assert 'remediator_actions_total{action="restart",result="verified"} 1.0' in metrics
+
+
+async def test_breaker_trips_on_too_many_targets_and_says_so(aiohttp_client, settings, cluster):
+    cluster.add(objects.deployment("api", "prod"))
+    breaker = settings.guards.breaker.model_copy(update={"max_targets": 1})
+    client = await aiohttp_client(create_app(live(settings, cluster, breaker=breaker)))
+    await post(client, alert())
+    await settled(client, {"verified"})
+    await post(client, alert(crashloop_labels(deployment="api"), starts_at="2025-05-01T11:00:00Z"))
+    details = await settled(client, {"verified", "blocked"}, count=2)
+    newest = details[0]
+    assert kinds(newest)[-2:] == ["circuit_opened", "blocked"]
+    assert newest["events"][-1]["reason"] == "circuit_open"
+    assert "2 distinct targets" in newest["events"][-2]["message"]
+    metrics = await (await client.get("/metrics")).text()
+    assert "remediator_circuit_open 1.0" in metrics
+    assert 'remediator_guard_blocks_total{reason="circuit_open"} 1.0' in metrics
+    assert cluster.get("apps/v1", "Deployment", "prod", "api")["metadata"]["generation"] == 1
 
 
 async def test_renotification_and_a_second_alert_in_cooldown_act_no_more(
