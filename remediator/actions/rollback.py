@@ -164,18 +164,7 @@ async def _undo(kube: Kube, target: RenderedTarget, to_revision: int, ctx: Conte
     body = [{"op": "replace", "path": "/spec/template", "value": rs_template}]
     body += stamp_ops(mutated, ctx)
     if workload is None:
-        await kube.write(
-            f"PATCH {target}",
-            kube.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            target.namespace,
-            PLURAL,
-            target.name,
-            body,
-            dry_run=ctx.dry_run,
-            _content_type=JSON_PATCH,
-        )
+        await _patch_rollout(kube, target, body, ctx, JSON_PATCH)
         patched = f"spec.template of {target}"
     else:
         # AppsV1Api sends a list body as application/json-patch+json.
@@ -383,12 +372,12 @@ async def _abort(kube: Kube, target: RenderedTarget, ctx: Context) -> str:
     except NotFound:
         # No status subresource (as the plugin does, retry on the main resource), which
         # then also takes the stamp in the same request.
-        await _merge_patch(
+        await _patch_rollout(
             kube, target, {**body, "metadata": {"annotations": ctx.annotations()}}, ctx
         )
         via = "the main resource (the Rollout has no /status subresource)"
     else:
-        await _merge_patch(kube, target, {"metadata": {"annotations": ctx.annotations()}}, ctx)
+        await _patch_rollout(kube, target, {"metadata": {"annotations": ctx.annotations()}}, ctx)
     already = " (it was already aborted)" if status.get("abort") else ""
     stable = status.get("stableRS") or "unknown"
     return (
@@ -397,7 +386,13 @@ async def _abort(kube: Kube, target: RenderedTarget, ctx: Context) -> str:
     )
 
 
-async def _merge_patch(kube: Kube, target: RenderedTarget, body: JSON, ctx: Context) -> JSON:
+async def _patch_rollout(
+    kube: Kube,
+    target: RenderedTarget,
+    body: JSON | list[JSON],
+    ctx: Context,
+    content_type: str = MERGE_PATCH,
+) -> JSON:
     return await kube.write(
         f"PATCH {target}",
         kube.custom.patch_namespaced_custom_object,
@@ -408,7 +403,7 @@ async def _merge_patch(kube: Kube, target: RenderedTarget, body: JSON, ctx: Cont
         target.name,
         body,
         dry_run=ctx.dry_run,
-        _content_type=MERGE_PATCH,
+        _content_type=content_type,
     )
 
 

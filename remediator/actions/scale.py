@@ -177,7 +177,7 @@ class Scale:
             return await _adjust_hpa(k, target, hpa, before, after, ctx) + note
         if recorded is not None and current == after:
             return f"scaled {target} from {before} to {after} (already applied by this execution)"
-        await _patch_scale(k, target, after, ctx)
+        await _patch(k, target, {"spec": {"replicas": after}}, ctx, scale=True)
         return f"scaled {target} from {before} to {after}{note}"
 
     async def applied(
@@ -365,57 +365,20 @@ async def _read_scale(k: Kube, target: RenderedTarget) -> JSON:
     return await k.read(f"GET {target}/scale", read, target.name, target.namespace)
 
 
-async def _patch(k: Kube, target: RenderedTarget, body: JSON, ctx: Context) -> JSON:
-    """A JSON merge patch of the main resource (here: only its annotations)."""
+async def _patch(
+    k: Kube, target: RenderedTarget, body: JSON, ctx: Context, *, scale: bool = False
+) -> JSON:
+    """A JSON merge patch of the main resource (its annotations) or, as ``kubectl scale``
+    sends it, of ``/scale``."""
+    suffix = "_scale" if scale else ""
     if target.kind == "Rollout":
-        return await k.write(
-            f"PATCH {target}",
-            k.custom.patch_namespaced_custom_object,
-            *_ROLLOUTS,
-            target.namespace,
-            "rollouts",
-            target.name,
-            body,
-            dry_run=ctx.dry_run,
-            _content_type=MERGE_PATCH,
-        )
-    patch = getattr(k.apps, f"patch_namespaced_{_APPS[target.kind]}")
-    return await k.write(
-        f"PATCH {target}",
-        patch,
-        target.name,
-        target.namespace,
-        body,
-        dry_run=ctx.dry_run,
-        _content_type=MERGE_PATCH,
-    )
-
-
-async def _patch_scale(k: Kube, target: RenderedTarget, replicas: int, ctx: Context) -> JSON:
-    """``kubectl scale``: a merge patch of ``spec.replicas`` on ``/scale``."""
-    body = {"spec": {"replicas": replicas}}
-    if target.kind == "Rollout":
-        return await k.write(
-            f"PATCH {target}/scale",
-            k.custom.patch_namespaced_custom_object_scale,
-            *_ROLLOUTS,
-            target.namespace,
-            "rollouts",
-            target.name,
-            body,
-            dry_run=ctx.dry_run,
-            _content_type=MERGE_PATCH,
-        )
-    patch = getattr(k.apps, f"patch_namespaced_{_APPS[target.kind]}_scale")
-    return await k.write(
-        f"PATCH {target}/scale",
-        patch,
-        target.name,
-        target.namespace,
-        body,
-        dry_run=ctx.dry_run,
-        _content_type=MERGE_PATCH,
-    )
+        fn = getattr(k.custom, f"patch_namespaced_custom_object{suffix}")
+        args: tuple[object, ...] = (*_ROLLOUTS, target.namespace, "rollouts", target.name, body)
+    else:
+        fn = getattr(k.apps, f"patch_namespaced_{_APPS[target.kind]}{suffix}")
+        args = (target.name, target.namespace, body)
+    what = f"PATCH {target}/scale" if scale else f"PATCH {target}"
+    return await k.write(what, fn, *args, dry_run=ctx.dry_run, _content_type=MERGE_PATCH)
 
 
 def _annotations(obj: JSON) -> dict[str, str]:
