@@ -625,3 +625,57 @@ def test_missing_files_are_usage_errors_not_tracebacks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "missing.json" in err
     assert "No such file or directory" in err
+
+
+def _rbac(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    from ruamel.yaml import YAML
+
+    code = main(["rbac", *args])
+    out = capsys.readouterr().out
+    return code, (YAML(typ="safe").load(out) if code == 0 else out)
+
+
+def test_rbac_lists_only_what_the_runbooks_actions_need(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "name: r\nversion: 1\nowner: t\nmatch: ['alertname=\"A\"']\n"
+        "target: {kind: Deployment, namespace: prod, name: web}\n"
+        "steps: [{action: restart}]\n"
+        "escalate: [{action: notify, params: {message: hi}}]\n"
+    )
+    code, doc = _rbac(capsys, "--runbooks", str(tmp_path))
+    assert code == 0
+    assert (doc["apiVersion"], doc["kind"], doc["metadata"]) == (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        {"name": "remediator"},
+    )
+    assert doc["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["daemonsets", "deployments", "statefulsets"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def test_rbac_for_every_action_merges_verbs_per_resource(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, doc = _rbac(capsys, "--all", "--kind", "Role", "--namespace", "prod")
+    assert code == 0
+    assert doc["kind"] == "Role"
+    assert doc["metadata"]["namespace"] == "prod"
+    pairs = [(g, r) for rule in doc["rules"] for g in rule["apiGroups"] for r in rule["resources"]]
+    assert len(pairs) == len(set(pairs))  # each resource appears in exactly one rule
+    groups = {g for g, _ in pairs}
+    assert {"apps", "argoproj.io", "cert-manager.io", "autoscaling", "batch", ""} <= groups
+    assert ("cert-manager.io", "certificates/status") in pairs
+    assert ("argoproj.io", "rollouts/status") in pairs
+    assert not any(v in rule["verbs"] for rule in doc["rules"] for v in ("*", "escalate", "bind"))
+
+
+def test_rbac_role_needs_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rbac", "--all", "--kind", "Role"]) == 2
+    assert "--namespace" in capsys.readouterr().err
