@@ -7,6 +7,8 @@ and hand work to the worker.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,21 +18,34 @@ import structlog
 from aiohttp import web
 
 from remediator.actions.registry import Registry, builtin_actions
-from remediator.keys import CLOCK, ENGINE, METRICS, RUNBOOKS, SETTINGS, WRITER
+from remediator.keys import (
+    APPROVER,
+    BACKGROUND,
+    CLOCK,
+    ENGINE,
+    METRICS,
+    RUNBOOKS,
+    SETTINGS,
+    WRITER,
+)
 from remediator.kube import Kube
 from remediator.observability.logs import configure as configure_logs
 from remediator.observability.metrics import Metrics
+from remediator.pipeline import approve
+from remediator.pipeline.approve import Approver
 from remediator.pipeline.build import Pipeline
 from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
 from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
+from remediator.slack.client import Slack
 from remediator.store import jobs
 from remediator.store.db import create_engine, migrate
 from remediator.store.ingest import IngestWriter
-from remediator.web import alertmanager, health, incidents, openapi
+from remediator.web import alertmanager, approvals, health, incidents, openapi, slack
 from remediator.web.auth import Credentials
+from remediator.web.background import Background
 from remediator.web.middlewares import observe, require_auth
 
 log = structlog.get_logger(__name__)
@@ -77,10 +92,16 @@ def create_app(
     app[RUNBOOKS] = RunbookRegistry(
         settings.runbooks.dir, actions or builtin_actions(), app[METRICS]
     )
-    app.cleanup_ctx.extend([_store, _runbooks, _processing])
+    app[BACKGROUND] = Background()
+    app.cleanup_ctx.extend([_store, _runbooks, _slack, _processing, _expiry])
     app.router.add_post("/api/v1/alerts", alertmanager.receive)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", incidents.get_incident)
+    app.router.add_get("/api/v1/approvals/{approval_id}", approvals.get_approval)
+    app.router.add_post(
+        "/api/v1/approvals/{approval_id}/{decision:approve|reject}", approvals.decide
+    )
+    app.router.add_post("/slack/interactions", slack.interactions)
     app.router.add_get("/openapi.json", openapi.serve)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
@@ -111,6 +132,44 @@ async def _runbooks(app: web.Application) -> AsyncIterator[None]:
     await registry.stop()
 
 
+async def _slack(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    token = settings.slack.resolved_bot_token()
+    client = Slack(token, settings.slack.base_url) if token else None
+    app[APPROVER] = Approver(settings.slack, client, settings.server.external_url, app[CLOCK])
+    yield
+    await app[BACKGROUND].drain(grace=10)
+    if client is not None:
+        await client.close()
+
+
+async def _expiry(app: web.Application) -> AsyncIterator[None]:
+    """Expire approvals nobody decided on in time, and tell Slack."""
+    approver, engine, metrics = app[APPROVER], app[ENGINE], app[METRICS]
+    interval = app[SETTINGS].slack.sweep_interval
+
+    async def sweep() -> None:
+        while True:
+            try:
+                for approval in await approve.expire_due(engine, app[CLOCK]()):
+                    metrics.approvals_expired.inc()
+                    await approve.refresh(
+                        engine,
+                        approver,
+                        approval,
+                        result=":hourglass: Expired without a decision; escalating.",
+                    )
+            except Exception:  # the store may be down for a moment; try again next tick
+                log.exception("approval_sweep_failed")
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(sweep(), name="approval-expiry")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _processing(app: web.Application) -> AsyncIterator[None]:
     engine, metrics, clock, settings = app[ENGINE], app[METRICS], app[CLOCK], app[SETTINGS]
     recorder = Recorder(metrics)
@@ -125,7 +184,13 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         deadline=settings.kube.deadline,
     )
     pipeline = Pipeline(
-        engine, app[RUNBOOKS], app[RUNBOOKS].actions, settings.guards, recorder, runtime
+        engine,
+        app[RUNBOOKS],
+        app[RUNBOOKS].actions,
+        settings.guards,
+        recorder,
+        runtime,
+        app[APPROVER],
     )
     writer = IngestWriter(engine, clock)
     worker = Worker(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("payload", type=Path, help="Alertmanager webhook JSON (- for stdin)")
     exp.add_argument("--runbooks", type=Path, default=Path("runbooks"))
     exp.set_defaults(func=_explain)
+
+    for verb in ("approve", "reject"):
+        decide = sub.add_parser(
+            verb, help=f"{verb} a pending approval (the same rules as the Slack buttons)"
+        )
+        decide.add_argument("approval_id")
+        decide.add_argument("--by", required=True, help="your Slack user id, e.g. U024BE7LH")
+        decide.add_argument("--url", default="http://127.0.0.1:9595", help="the server")
+        decide.add_argument("--token", help="bearer token (or REMEDIATOR_AUTH__BEARER_TOKEN)")
+        decide.set_defaults(func=_decide, decision=verb)
 
     rbac = sub.add_parser(
         "rbac", help="print the least-privilege Role/ClusterRole the runbooks' actions need"
@@ -239,6 +250,22 @@ def _send_test_alert(args: argparse.Namespace) -> int:
         print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"{status} {body}")
+    return EXIT_OK if 200 <= status < 300 else EXIT_PROBLEMS
+
+
+def _decide(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/api/v1/approvals/{args.approval_id}/{args.decision}"
+    token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
+    try:
+        status, body = asyncio.run(_post(url, {"by": args.by}, token))
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        answer = json.loads(body)
+        print(f"{answer['outcome']}: {answer['message']}")
+    except (ValueError, KeyError, TypeError):
+        print(f"{status} {body}")
     return EXIT_OK if 200 <= status < 300 else EXIT_PROBLEMS
 
 

@@ -9,9 +9,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.observability.metrics import Metrics
+from remediator.pipeline.approve import Approver
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
 from remediator.store.ingest import IngestWriter
+from remediator.web.background import Background
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
@@ -19,3 +21,5 @@ METRICS = web.AppKey("metrics", Metrics)
 ENGINE = web.AppKey("engine", AsyncEngine)
 WRITER = web.AppKey("writer", IngestWriter)
 RUNBOOKS = web.AppKey("runbooks", RunbookRegistry)
+APPROVER = web.AppKey("approver", Approver)
+BACKGROUND = web.AppKey("background", Background)

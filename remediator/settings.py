@@ -190,6 +190,44 @@ class KubeSettings(Section):
     )
 
 
+class SlackSettings(Section):
+    """Approvals in Slack; without a bot token approvals still work through the API/CLI."""
+
+    bot_token: SecretStr | None = None
+    bot_token_file: Path | None = None
+    signing_secret: SecretStr | None = None
+    signing_secret_file: Path | None = None
+    channel: str | None = Field(
+        default=None, description="Channel id for approval requests when a runbook names none."
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="User (U…) or user-group (S…) ids who may approve when a runbook names none.",
+    )
+    base_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    sweep_interval: Annotated[float, Field(gt=0)] = Field(
+        default=15.0, description="Seconds between looks for expired approvals."
+    )
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> SlackSettings:
+        if self.bot_token and self.bot_token_file:
+            raise ValueError("set bot_token or bot_token_file, not both")
+        if self.signing_secret and self.signing_secret_file:
+            raise ValueError("set signing_secret or signing_secret_file, not both")
+        return self
+
+    def resolved_bot_token(self) -> str | None:
+        if self.bot_token_file is not None:
+            return _read_secret(self.bot_token_file, "slack.bot_token_file")
+        return self.bot_token.get_secret_value() if self.bot_token else None
+
+    def resolved_signing_secret(self) -> str | None:
+        if self.signing_secret_file is not None:
+            return _read_secret(self.signing_secret_file, "slack.signing_secret_file")
+        return self.signing_secret.get_secret_value() if self.signing_secret else None
+
+
 class WorkerSettings(Section):
     verify_interval: Annotated[float, Field(gt=0)] = Field(
         default=5.0, description="Seconds between looks at a target being verified."
@@ -220,6 +258,7 @@ class Settings(BaseSettings):
     guards: GuardSettings = Field(default_factory=GuardSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from remediator.app import create_app
 from remediator.settings import Settings
 
-# The fake Kubernetes API server's fixtures (fake_kube, fake_kube_client) for every test.
-pytest_plugins = ["tests.fakes.kube.fixtures"]
+# The fake Kubernetes and Slack servers (fake_kube, fake_slack, ...) for every test.
+pytest_plugins = ["tests.fakes.kube.fixtures", "tests.fakes.slack.fixtures"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "test-token"

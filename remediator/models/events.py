@@ -14,6 +14,7 @@ class Stage(StrEnum):
     MATCH = "match"
     PLAN = "plan"
     GUARD = "guard"
+    APPROVE = "approve"
     EXECUTE = "execute"
     VERIFY = "verify"
     ESCALATE = "escalate"
@@ -38,6 +39,11 @@ class EventKind(StrEnum):
     VERIFICATION_FAILED = "verification_failed"
     CIRCUIT_OPENED = "circuit_opened"
     CIRCUIT_CLOSED = "circuit_closed"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    APPROVAL_DENIED = "approval_denied"  # someone who may not approve clicked
+    APPROVAL_EXPIRED = "approval_expired"
 
 
 class BlockReason(StrEnum):
@@ -58,7 +64,8 @@ class BlockReason(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     RATE_LIMITED = "rate_limited"
     ACTION_REFUSED = "action_refused"
-    NO_CLUSTER = "no_cluster"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNBOOK_CHANGED = "runbook_changed"
 
 
 class IncidentStatus(StrEnum):

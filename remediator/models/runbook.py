@@ -66,13 +66,37 @@ class Guards(Strict):
     )
 
 
+class Approvers(Strict):
+    users: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]+$")]] = Field(
+        default_factory=list, description="Slack user ids, e.g. U024BE7LH."
+    )
+    groups: list[Annotated[str, Field(pattern=r"^S[A-Z0-9]+$")]] = Field(
+        default_factory=list, description="Slack user-group ids, e.g. S0614TZR7."
+    )
+
+
 class Approval(Strict):
-    """Whether a person must approve before the steps run."""
+    """Whether a person must approve before the steps run, and who."""
 
     required: bool = False
     when: list[str] = Field(
         default_factory=list,
         description="Matchers; when set, approval is required only for alerts matching all.",
+    )
+    approvers: Approvers = Field(
+        default_factory=Approvers,
+        description="Who may approve; empty means the server's slack.approvers.",
+    )
+    min_approvals: Annotated[int, Field(ge=1, le=5)] = Field(
+        default=1, description="Approvals from different people needed, e.g. 2."
+    )
+    ttl: Duration = Field(
+        default=timedelta(minutes=30),
+        description="How long the request stays open; then it expires and escalates.",
+        json_schema_extra={"default": "30m"},
+    )
+    channel: str | None = Field(
+        default=None, description="Slack channel id; default: the server's slack.channel."
     )
 
 

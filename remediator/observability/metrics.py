@@ -41,6 +41,20 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.approvals = Counter(
+            "remediator_approval_decisions",
+            "Approve/Reject attempts (Slack, API, CLI) by outcome.",
+            ["outcome"],
+            registry=r,
+        )
+        self.approvals_expired = Counter(
+            "remediator_approvals_expired", "Approval requests that expired.", registry=r
+        )
+        self.slack_rejected = Counter(
+            "remediator_slack_requests_rejected",
+            "Slack interaction requests refused for a bad or stale signature.",
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "remediator_circuit_open",
             "1 while the circuit breaker pauses automatic actions (as last decided).",

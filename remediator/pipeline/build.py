@@ -16,7 +16,8 @@ from remediator.actions.registry import Registry
 from remediator.errors import PlanError
 from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
-from remediator.pipeline import guard
+from remediator.pipeline import approve, guard
+from remediator.pipeline.approve import Approver
 from remediator.pipeline.execute import Runtime, execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import Plan, PlannedStep, plan
@@ -25,7 +26,8 @@ from remediator.pipeline.unit import WorkUnit
 from remediator.pipeline.verify import verify
 from remediator.runbooks.loader import LoadedRunbook, RunbookSet
 from remediator.settings import GuardSettings
-from remediator.store import jobs, timeline
+from remediator.slack.client import SlackError
+from remediator.store import approvals, jobs, timeline
 from remediator.store.jobs import Job
 from remediator.store.timeline import NewEvent
 
@@ -39,6 +41,7 @@ class Pipeline:
         policy: GuardSettings,
         recorder: Recorder,
         runtime: Runtime,
+        approver: Approver,
     ) -> None:
         self._engine = engine
         self._runbooks = runbooks
@@ -47,6 +50,7 @@ class Pipeline:
         self._policy = policy
         self._recorder = recorder
         self._rt = runtime
+        self._approver = approver
 
     @property
     def _clock(self) -> Callable[[], datetime]:
@@ -63,6 +67,8 @@ class Pipeline:
                 if job.kind == "verify" and job.execution_id is not None:
                     if await self._verify(unit, job.execution_id, instance):
                         waiting.append(job.id)
+                elif job.approval_id is not None and instance is not None:
+                    await self._after_approval(unit, job.kind, job.approval_id, instance)
                 elif instance is not None:
                     await self._alert(unit, instance)
             done = [j.id for j in batch if j.id not in waiting]
@@ -70,6 +76,7 @@ class Pipeline:
             if waiting:
                 await jobs.reschedule(unit.conn, waiting, self._clock() + self._rt.verify_interval)
         self._recorder.observe(unit.written)
+        await self._progress(unit.written)
 
     async def _alert(self, unit: WorkUnit, instance: AlertInstance) -> None:
         if not instance.is_open:
@@ -120,16 +127,33 @@ class Pipeline:
                 data=planned.summary(),
             ),
         )
-        if not await self._steps(unit, instance.incident_id, planned, planned.steps):
+        if planned.approval_required and not guard.is_dry_run(planned, self._policy):
+            await self._ask(unit, planned, instance, "the runbook requires approval")
+            return
+        if not await self._steps(unit, instance, planned, planned.steps):
             await self._escalate(unit, instance, planned)
 
     async def _steps(
-        self, unit: WorkUnit, incident_id: str, planned: Plan, steps: Sequence[PlannedStep]
+        self,
+        unit: WorkUnit,
+        instance: AlertInstance,
+        planned: Plan,
+        steps: Sequence[PlannedStep],
+        *,
+        approved: bool = False,
     ) -> bool:
         """Run steps in order until one does not go through; False if one failed."""
+        incident_id = instance.incident_id
         for step in steps:
             decision = await guard.decide(
-                unit.conn, incident_id, planned, step, self._policy, self._mutating, self._clock()
+                unit.conn,
+                incident_id,
+                planned,
+                step,
+                self._policy,
+                self._mutating,
+                self._clock(),
+                approved=approved,
             )
             if decision.breaker_change:
                 unit.add(incident_id, _breaker_event(decision.breaker_change))
@@ -138,8 +162,107 @@ class Pipeline:
             if outcome.failed:
                 return False
             if not outcome.ok:
+                if decision.reason == BlockReason.CIRCUIT_OPEN and not approved:
+                    # When automatic actions are paused, a person may still decide.
+                    await self._ask(unit, planned, instance, "the circuit breaker is open")
                 return True
         return True
+
+    async def _ask(
+        self, unit: WorkUnit, planned: Plan, instance: AlertInstance, reason: str
+    ) -> None:
+        """Request a decision, unless static policy would refuse the steps anyway."""
+        incident_id, name = instance.incident_id, planned.runbook.spec.name
+        for step in planned.steps:
+            static = guard.check_static(planned, step, self._policy, approved=True)
+            if not static.allowed:
+                assert static.reason is not None
+                unit.add(incident_id, _blocked(name, static.reason, static.message))
+                return
+        await unit.pause()  # resolving user groups asks Slack
+        try:
+            people = await self._approver.people(planned)
+        except SlackError as exc:
+            people, why = [], f"cannot resolve the approvers: {exc}"
+        else:
+            why = "no approvers: set approval.approvers in the runbook or slack.approvers"
+        finally:
+            await unit.resume()
+        if not people:
+            unit.add(incident_id, _blocked(name, BlockReason.APPROVAL_UNAVAILABLE, why))
+            return
+        event, approval = await approve.request(
+            unit.conn, self._approver, planned, instance, reason, people
+        )
+        unit.add(incident_id, event)
+        if approval is None:
+            return
+        await unit.pause()
+        posted = await approve.post(self._approver, approval, instance)
+        await unit.resume()
+        if isinstance(posted, str):
+            assert approval.channel is not None
+            await approvals.set_message(unit.conn, approval.id, approval.channel, posted)
+        else:
+            unit.add(incident_id, posted)
+
+    async def _after_approval(
+        self, unit: WorkUnit, kind: str, approval_id: str, instance: AlertInstance
+    ) -> None:
+        """Run an approved runbook (re-checked now), or escalate an expired request."""
+        approval = await approvals.get(unit.conn, approval_id)
+        if approval is None:
+            return
+        incident_id = instance.incident_id
+        found = self._runbooks().named(approval.runbook)
+        if kind == "approved" and not instance.is_open:
+            unit.add(
+                incident_id,
+                NewEvent(
+                    Stage.APPROVE,
+                    EventKind.CANCELLED,
+                    "approved, but the alert resolved before the runbook ran; nothing done",
+                    runbook=approval.runbook,
+                    reason=BlockReason.ALERT_RESOLVED,
+                ),
+            )
+            return
+        if found is None or found.spec.version != approval.version:
+            now = found.spec.version if found else "no longer loaded"
+            unit.add(
+                incident_id,
+                _blocked(
+                    approval.runbook,
+                    BlockReason.RUNBOOK_CHANGED,
+                    f"runbook {approval.runbook} changed since it was approved "
+                    f"(version {approval.version}, now {now}); nothing done",
+                ),
+            )
+            return
+        planned = self._plan(unit, found, instance)
+        if planned is None:
+            return
+        if kind == "escalate" or not await self._steps(
+            unit, instance, planned, planned.steps, approved=True
+        ):
+            await self._escalate(unit, instance, planned)
+
+    async def _progress(self, written: Sequence[tuple[str, NewEvent]]) -> None:
+        """Tell an approval's Slack thread what happened after the decision."""
+        incidents = approve.pending_ids(written)
+        if not incidents or self._approver.slack is None:
+            return
+        async with self._engine.connect() as conn:
+            found = await approvals.for_incidents(conn, incidents)
+        for incident_id, event in written:
+            approval = found.get(incident_id)
+            if approval is None or event.kind not in approve.PROGRESS:
+                continue
+            await approve.reply(self._approver, approval, f"{event.kind}: {event.message}")
+            if event.kind in approve.FINAL:
+                await approve.refresh(
+                    self._engine, self._approver, approval, result=f"{event.kind}: {event.message}"
+                )
 
     async def _verify(
         self, unit: WorkUnit, execution_id: int, instance: AlertInstance | None
@@ -167,7 +290,11 @@ class Pipeline:
                 runbook=planned.runbook.spec.name,
             ),
         )
-        await self._steps(unit, instance.incident_id, planned, planned.escalate)
+        await self._steps(unit, instance, planned, planned.escalate)
+
+
+def _blocked(runbook: str, reason: str, message: str) -> NewEvent:
+    return NewEvent(Stage.GUARD, EventKind.BLOCKED, message, runbook=runbook, reason=reason)
 
 
 def _breaker_event(change: str) -> NewEvent:

@@ -196,7 +196,14 @@ async def _applied(
     await executions.finish(
         unit.conn, execution_id, "applied", message, now, verify_deadline=deadline
     )
-    await jobs.enqueue_verify(unit.conn, incident_id, execution_id, now + rt.verify_interval, now)
+    await jobs.enqueue(
+        unit.conn,
+        incident_id,
+        "verify",
+        now,
+        not_before=now + rt.verify_interval,
+        execution_id=execution_id,
+    )
 
 
 async def _reconcile(

@@ -40,8 +40,11 @@ def is_dry_run(plan: Plan, policy: GuardSettings) -> bool:
     return policy.dry_run or plan.runbook.spec.guards.dry_run
 
 
-def check_static(plan: Plan, step: PlannedStep, policy: GuardSettings) -> Decision:
-    """The guards that need no store: namespaces, kinds, approval."""
+def check_static(
+    plan: Plan, step: PlannedStep, policy: GuardSettings, *, approved: bool = False
+) -> Decision:
+    """The guards that need no store: namespaces, kinds, approval (only a step that
+    changes something needs a person's approval)."""
     dry_run = is_dry_run(plan, policy)
     namespace, kind = plan.target.namespace, plan.target.kind
     if step.action.mutates:
@@ -62,20 +65,24 @@ def check_static(plan: Plan, step: PlannedStep, policy: GuardSettings) -> Decisi
             return _block(
                 dry_run, BlockReason.KIND_NOT_ALLOWED, f"kind {kind!r} is not in guards.kinds.allow"
             )
-    if plan.approval_required and not dry_run:
-        return _block(
-            dry_run,
-            BlockReason.APPROVAL_UNAVAILABLE,
-            "the runbook requires approval and no approval channel is configured",
-        )
+        if plan.approval_required and not dry_run and not approved:
+            return _block(
+                dry_run, BlockReason.AWAITING_APPROVAL, "the runbook requires an approval first"
+            )
     return Decision(True, dry_run)
 
 
 def check(
-    plan: Plan, step: PlannedStep, policy: GuardSettings, facts: Facts, now: datetime
+    plan: Plan,
+    step: PlannedStep,
+    policy: GuardSettings,
+    facts: Facts,
+    now: datetime,
+    *,
+    approved: bool = False,
 ) -> Decision:
     """Whether ``step`` may run now, given what the ledger says was done before."""
-    static = check_static(plan, step, policy)
+    static = check_static(plan, step, policy, approved=approved)
     if not static.allowed or not step.action.mutates:
         return static
     dry_run = static.dry_run
@@ -190,9 +197,11 @@ async def decide(
     policy: GuardSettings,
     mutating_actions: Collection[str],
     now: datetime,
+    *,
+    approved: bool = False,
 ) -> Decision:
     """``check`` against the ledger, persisting the bucket and breaker it changes."""
-    static = check_static(plan, step, policy)
+    static = check_static(plan, step, policy, approved=approved)
     if not static.allowed or not step.action.mutates:
         return static
     guards = plan.runbook.spec.guards
@@ -214,7 +223,7 @@ async def decide(
         ),
         breaker_window=policy.breaker.window,
     )
-    decision = check(plan, step, policy, facts, now)
+    decision = check(plan, step, policy, facts, now, approved=approved)
     names = {
         "token_bucket": guard_ledger.bucket_name(static.dry_run),
         "breaker": guard_ledger.breaker_name(static.dry_run),

@@ -24,6 +24,7 @@ class Job:
     attempts: int
     kind: str = "alert"
     execution_id: int | None = None
+    approval_id: str | None = None
 
 
 async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
@@ -40,25 +41,41 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
         update(jobs)
         .where(jobs.c.id.in_(due))
         .values(status="running", claimed_by=worker, claimed_at=now, attempts=jobs.c.attempts + 1)
-        .returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts, jobs.c.kind, jobs.c.execution_id)
+        .returning(
+            jobs.c.id,
+            jobs.c.incident_id,
+            jobs.c.attempts,
+            jobs.c.kind,
+            jobs.c.execution_id,
+            jobs.c.approval_id,
+        )
     )
     async with engine.begin() as conn:
         rows = (await conn.execute(stmt)).all()
-    return sorted((Job(*r) for r in rows), key=lambda j: j.id)
+    return sorted((Job(**r._asdict()) for r in rows), key=lambda j: j.id)
 
 
-async def enqueue_verify(
-    conn: AsyncConnection, incident_id: str, execution_id: int, not_before: datetime, now: datetime
+async def enqueue(
+    conn: AsyncConnection,
+    incident_id: str,
+    kind: str,
+    now: datetime,
+    *,
+    not_before: datetime | None = None,
+    execution_id: int | None = None,
+    approval_id: str | None = None,
 ) -> None:
-    """Schedule the first look at whether an applied execution healed its target."""
+    """Queue follow-up work: ``verify`` an execution, run an ``approved`` runbook, or
+    ``escalate`` after an approval expired."""
     await conn.execute(
         insert(jobs).values(
             incident_id=incident_id,
-            kind="verify",
+            kind=kind,
             execution_id=execution_id,
+            approval_id=approval_id,
             status="pending",
             attempts=0,
-            not_before=not_before,
+            not_before=not_before or now,
             created_at=now,
         )
     )

@@ -131,6 +131,8 @@ jobs = Table(
     # whether execution ``execution_id`` healed its target.
     Column("kind", String(16), nullable=False, server_default="alert"),
     Column("execution_id", Integer),
+    # "approved": run the runbook an approval was granted for; "escalate": after expiry.
+    Column("approval_id", String(32)),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("not_before", UTCDateTime, nullable=False),
@@ -178,4 +180,41 @@ guard_state = Table(
     Column("name", String(64), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# A person's decision that a runbook's steps may run for one incident. ``approvers`` are
+# Slack user ids (groups resolved when the request is made); ``changes`` is what each
+# step will change, as the approver was shown it.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("incident_id", String(32), ForeignKey("incidents.id"), nullable=False),
+    Column("runbook", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("changes", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("approvers", JSON, nullable=False),
+    Column("min_approvals", Integer, nullable=False),
+    Column("channel", Text),
+    Column("message_ts", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", JSON, nullable=False),
+    UniqueConstraint("incident_id", "runbook"),
+    Index(None, "status", "expires_at"),
+)
+
+# One vote per person per approval: a double click is the same vote.
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("approval_id", String(32), ForeignKey("approvals.id"), primary_key=True),
+    Column("user_id", Text, primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
 )

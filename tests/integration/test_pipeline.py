@@ -13,6 +13,7 @@ from remediator.app import create_app
 from remediator.errors import ConfigError
 from remediator.models.alert import Notification
 from remediator.observability.metrics import Metrics
+from remediator.pipeline.approve import Approver
 from remediator.pipeline.build import Pipeline
 from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
@@ -262,7 +263,10 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     assert await registry.load()
     recorder = Recorder(metrics)
     runtime = Runtime(kube=None, clock=_clock, verify_interval=timedelta(seconds=1))
-    pipeline = Pipeline(engine, registry, builtin_actions(), settings.guards, recorder, runtime)
+    approver = Approver(settings.slack, None, "", _clock)
+    pipeline = Pipeline(
+        engine, registry, builtin_actions(), settings.guards, recorder, runtime, approver
+    )
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
     await pipeline.process([job])
     await pipeline.process([job])  # as if the job were handed out again after a crash

@@ -112,7 +112,7 @@ def test_label_values_are_never_rendered_twice():
                 dry_run=False, namespaces=NamespacePolicy(allow=["prod"]), kinds=ANY_KIND
             ),
             False,
-            "approval_unavailable",
+            "awaiting_approval",
         ),
     ],
 )

@@ -1,0 +1,78 @@
+"""``/api/v1/approvals``: the non-Slack path to the same decisions, with the same rules.
+
+The caller authenticates with the API credentials and names the person deciding
+(``by``, a Slack user id); only listed approvers count, exactly as for a click.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from remediator.keys import APPROVER, CLOCK, ENGINE, METRICS
+from remediator.models.ids import ID_PATTERN
+from remediator.pipeline import approve
+from remediator.store import approvals
+from remediator.web.errors import error
+from remediator.web.slack import result_line
+
+STATUS = {
+    "approved": 200,
+    "rejected": 200,
+    "recorded": 202,
+    "unknown": 404,
+    "not_approver": 403,
+    "not_pending": 409,
+    "expired": 409,
+}
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9]+$")
+
+
+async def get_approval(request: web.Request) -> web.Response:
+    approval_id = request.match_info["approval_id"]
+    if not ID_PATTERN.fullmatch(approval_id):
+        return error(404, f"no approval {approval_id}")
+    async with request.app[ENGINE].connect() as conn:
+        approval = await approvals.get(conn, approval_id)
+    if approval is None:
+        return error(404, f"no approval {approval_id}")
+    body = {
+        **{k: getattr(approval, k) for k in ("id", "incident_id", "runbook", "version", "target")},
+        "status": approval.status,
+        "reason": approval.reason,
+        "changes": approval.changes,
+        "approvers": approval.approvers,
+        "min_approvals": approval.min_approvals,
+        "expires_at": approval.expires_at.isoformat(),
+        "decided_by": approval.decided_by,
+    }
+    return web.json_response(body)
+
+
+async def decide(request: web.Request) -> web.Response:
+    approval_id, decision = request.match_info["approval_id"], request.match_info["decision"]
+    if not ID_PATTERN.fullmatch(approval_id):
+        return error(404, f"no approval {approval_id}")
+    try:
+        body = DecisionIn.model_validate_json(await request.read())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        return error(400, f"{where}: {first['msg']}", where)
+    app = request.app
+    outcome = await approve.decide(app[ENGINE], approval_id, body.by, decision, "api", app[CLOCK]())
+    app[METRICS].approvals.labels(outcome.kind).inc()
+    if outcome.approval is not None and outcome.kind in ("approved", "rejected"):
+        await approve.refresh(
+            app[ENGINE], app[APPROVER], outcome.approval, result=result_line(outcome)
+        )
+    elif outcome.approval is not None and outcome.kind == "recorded":
+        await approve.refresh(app[ENGINE], app[APPROVER], outcome.approval, votes=outcome.votes)
+    return web.json_response(
+        {"outcome": outcome.kind, "message": outcome.message}, status=STATUS[outcome.kind]
+    )
