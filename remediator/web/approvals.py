@@ -7,9 +7,10 @@ The caller authenticates with the API credentials and names the person deciding
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from remediator.keys import APPROVER, CLOCK, ENGINE, METRICS
+from remediator.models.approval import ApprovalOut, DecisionIn, DecisionOut
 from remediator.models.ids import ID_PATTERN
 from remediator.pipeline import approve
 from remediator.store import approvals
@@ -27,12 +28,6 @@ STATUS = {
 }
 
 
-class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    by: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9]+$")
-
-
 async def get_approval(request: web.Request) -> web.Response:
     approval_id = request.match_info["approval_id"]
     if not ID_PATTERN.fullmatch(approval_id):
@@ -41,17 +36,8 @@ async def get_approval(request: web.Request) -> web.Response:
         approval = await approvals.get(conn, approval_id)
     if approval is None:
         return error(404, f"no approval {approval_id}")
-    body = {
-        **{k: getattr(approval, k) for k in ("id", "incident_id", "runbook", "version", "target")},
-        "status": approval.status,
-        "reason": approval.reason,
-        "changes": approval.changes,
-        "approvers": approval.approvers,
-        "min_approvals": approval.min_approvals,
-        "expires_at": approval.expires_at.isoformat(),
-        "decided_by": approval.decided_by,
-    }
-    return web.json_response(body)
+    body = ApprovalOut.model_validate(approval, from_attributes=True)
+    return web.json_response(body.model_dump(mode="json"))
 
 
 async def decide(request: web.Request) -> web.Response:
@@ -73,6 +59,5 @@ async def decide(request: web.Request) -> web.Response:
         )
     elif outcome.approval is not None and outcome.kind == "recorded":
         await approve.refresh(app[ENGINE], app[APPROVER], outcome.approval, votes=outcome.votes)
-    return web.json_response(
-        {"outcome": outcome.kind, "message": outcome.message}, status=STATUS[outcome.kind]
-    )
+    answer = DecisionOut(outcome=outcome.kind, message=outcome.message)
+    return web.json_response(answer.model_dump(), status=STATUS[outcome.kind])

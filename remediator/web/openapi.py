@@ -9,6 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from remediator import __version__
 from remediator.models.alert import Notification
+from remediator.models.approval import ApprovalOut, DecisionIn, DecisionOut
 from remediator.models.incident import ErrorBody, IncidentDetail, IncidentPage
 
 REF = "#/components/schemas/{model}"
@@ -33,7 +34,18 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
 
 def document() -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (Notification, IncidentPage, IncidentDetail, ErrorBody)],
+        [
+            (m, "validation")
+            for m in (
+                Notification,
+                IncidentPage,
+                IncidentDetail,
+                ErrorBody,
+                ApprovalOut,
+                DecisionIn,
+                DecisionOut,
+            )
+        ],
         ref_template=REF,
     )
     err = {
@@ -114,8 +126,51 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/approvals/{approval_id}": {
+                "get": {
+                    "summary": "One approval request and its state",
+                    "parameters": [_path("approval_id")],
+                    "responses": {
+                        "200": _json("ApprovalOut", "The approval."),
+                        **err,
+                        "404": _json("ErrorBody", "No such approval."),
+                    },
+                }
+            },
+            "/api/v1/approvals/{approval_id}/{decision}": {
+                "post": {
+                    "summary": "Approve or reject, with the same rules as the Slack buttons",
+                    "parameters": [
+                        _path("approval_id"),
+                        {
+                            "name": "decision",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"enum": ["approve", "reject"]},
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": REF.format(model="DecisionIn")}}
+                        },
+                    },
+                    "responses": {
+                        "200": _json("DecisionOut", "Approved or rejected."),
+                        "202": _json("DecisionOut", "Vote recorded; more approvals needed."),
+                        **err,
+                        "403": _json("DecisionOut", "`by` is not an approver."),
+                        "404": _json("DecisionOut", "No such approval."),
+                        "409": _json("DecisionOut", "Already decided or expired."),
+                    },
+                }
+            },
         },
     }
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 async def serve(request: web.Request) -> web.Response:
