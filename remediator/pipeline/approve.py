@@ -299,10 +299,13 @@ def pending_ids(written: Sequence[tuple[str, NewEvent]]) -> set[str]:
 
 
 # What an approval's Slack thread hears of, and which of those end the story.
-FINAL = frozenset({EventKind.FAILED, EventKind.VERIFIED, EventKind.VERIFICATION_FAILED})
-PROGRESS = FINAL | {
-    EventKind.EXECUTED,
-    EventKind.BLOCKED,
-    EventKind.CANCELLED,
-    EventKind.RECONCILED,
-}
+FINAL = frozenset(
+    {
+        EventKind.FAILED,
+        EventKind.VERIFIED,
+        EventKind.VERIFICATION_FAILED,
+        EventKind.BLOCKED,  # the re-check after the decision refused it
+        EventKind.CANCELLED,  # the alert resolved in between
+    }
+)
+PROGRESS = FINAL | {EventKind.EXECUTED, EventKind.RECONCILED}

@@ -247,6 +247,12 @@ async def test_approval_after_the_alert_resolved_does_nothing(make, fake_slack, 
     await click(client, fake_slack, ts, "approve", "U1")
     d = await until_kind(client, "cancelled")
     assert "alert resolved before the runbook ran" in d["events"][-1]["message"]
+    await fake_slack.wait_for(
+        lambda: (
+            "cancelled: approved, but the alert resolved"
+            in str(fake_slack.message(CHANNEL, ts).blocks)
+        )
+    )
     assert fake_kube.mutations() == []
 
 
