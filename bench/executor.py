@@ -15,10 +15,11 @@ latency
     the fake has seen the PATCH of that Deployment, pause ``--gap-ms``, next. Measured:
     POST sent → PATCH read by the fake (the server's ingest commit, claim, match, plan,
     guards, durable intent, the action's GET and its PATCH). The fake's controllers are
-    off here (a pass over all objects blocks this loop for tens of ms and would be timed
-    as server latency), so rollouts stay in progress and each applied restart's verify
-    job looks at its Deployment every ``worker.verify_interval`` (5 s) while later alerts
-    are measured: the background work a live server has.
+    off here (one pass over all objects blocks this loop for tens of ms, which would be
+    timed as server latency); instead each restarted Deployment is marked rolled out
+    ``--rollout-s`` (15 s) after its PATCH, one cheap status write. Until then the
+    restart's verify job looks at it every ``worker.verify_interval`` (5 s) while later
+    alerts are measured: the background work a live server has.
     Baseline, same run, alternating with the subject in ``--rounds`` slices: a relay
     (this file with ``--relay-port``), an aiohttp webhook that ``json.loads`` the body,
     answers 200 and calls the same ``restart`` action with the same cluster client: no
@@ -60,9 +61,9 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,7 @@ T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 TARGET_P50_MS = 10.0
 TARGET_P99_MS = 50.0
 TARGET_RSS_MB = 150.0
+NOISY_CPU = 0.25  # cores other processes may take before a run is called noisy
 
 SUBJECT_CMD = [sys.executable, "-m", "remediator", "serve", "--config"]
 
@@ -204,7 +206,7 @@ class Proc:
             raise HarnessError(f"{self.name} is not running")
         return self.proc.pid
 
-    async def start(self, session: aiohttp.ClientSession, timeout: float) -> None:
+    async def start(self, session: aiohttp.ClientSession, ready_within: float) -> None:
         with self.log_path.open("wb") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -216,7 +218,7 @@ class Proc:
                 start_new_session=True,
             )
         url = f"http://127.0.0.1:{self.port}/readyz"
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + ready_within
         while True:
             if self.proc.returncode is not None:
                 raise HarnessError(
@@ -229,7 +231,7 @@ class Proc:
                         return
             if time.monotonic() > deadline:
                 raise HarnessError(
-                    f"{self.name} not ready within {timeout:g} s; log {self.log_path}:\n"
+                    f"{self.name} not ready within {ready_within:g} s; log {self.log_path}:\n"
                     + log_tail(self.log_path)
                 )
             await asyncio.sleep(0.05)
@@ -259,7 +261,7 @@ class Proc:
 @contextlib.asynccontextmanager
 async def running(proc: Proc, session: aiohttp.ClientSession) -> AsyncIterator[Proc]:
     try:
-        await proc.start(session, timeout=60.0)
+        await proc.start(session, ready_within=60.0)
         yield proc
     finally:
         await proc.stop()
@@ -304,26 +306,30 @@ class CpuMeter:
 
 
 class Watcher:
-    """First mutating request the fake read, per path; scans only what is new."""
+    """Per path, when the fake read its first request (the action's GET) and its first
+    mutating one; scans only what is new."""
 
     def __init__(self, fake: FakeKube) -> None:
         self.fake = fake
         self._seen = 0
         self.first: dict[str, float] = {}
+        self.first_mutation: dict[str, float] = {}
 
     def poll(self) -> None:
         requests = self.fake.requests
         for r in requests[self._seen :]:
-            if r.is_mutation and r.path not in self.first:
-                self.first[r.path] = r.at
+            self.first.setdefault(r.path, r.at)
+            if r.is_mutation:
+                self.first_mutation.setdefault(r.path, r.at)
         self._seen = len(requests)
 
-    async def wait(self, path: str, timeout: float) -> float | None:
-        deadline = time.perf_counter() + timeout
+    async def wait(self, path: str, within: float) -> tuple[float, float] | None:
+        """(first request, first mutation) of ``path``, or None if none came in time."""
+        deadline = time.perf_counter() + within
         while True:
             self.poll()
-            if path in self.first:
-                return self.first[path]
+            if path in self.first_mutation:
+                return self.first[path], self.first_mutation[path]
             if time.perf_counter() > deadline:
                 return None
             await asyncio.sleep(0.001)
@@ -363,6 +369,10 @@ def fmt(value: float, spec: str = ".2f") -> str:
 class RoleSamples:
     latency_ms: list[float] = field(default_factory=list)
     ack_ms: list[float] = field(default_factory=list)
+    to_read_ms: list[float] = field(default_factory=list)  # POST sent -> the action's GET
+    read_to_write_ms: list[float] = field(default_factory=list)  # that GET -> the PATCH
+    # Deployment name -> (POST sent, GET read, PATCH read), perf_counter seconds
+    times: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     missing: int = 0
     errors: int = 0
 
@@ -375,6 +385,75 @@ async def post(session: aiohttp.ClientSession, port: int, body: bytes) -> int:
     ) as resp:
         await resp.read()
         return resp.status
+
+
+def rolled_out(fake: FakeKube, namespace: str, name: str) -> None:
+    """Write the status the Deployment controller reaches once every replica is new."""
+    current = fake.get("apps/v1", "Deployment", namespace, name)
+    if current is None:
+        return
+    replicas = current["spec"].get("replicas", 1)
+    status = {
+        "observedGeneration": current["metadata"]["generation"],
+        **dict.fromkeys(
+            ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"), replicas
+        ),
+    }
+    fake.update("apps/v1", "Deployment", namespace, name, {"status": status})
+
+
+async def complete_rollouts(
+    fake: FakeKube, pending: deque[tuple[float, str, str]], after_s: float
+) -> None:
+    """Mark each restarted Deployment rolled out ``after_s`` seconds after its PATCH."""
+    while True:
+        now = time.perf_counter()
+        while pending and now - pending[0][0] >= after_s:
+            _, namespace, name = pending.popleft()
+            rolled_out(fake, namespace, name)
+        await asyncio.sleep(0.1)
+
+
+STAGE_SQL = """
+SELECT a.labels, i.created_at, j.claimed_at, e.created_at
+FROM alerts a
+JOIN incidents i ON i.id = a.incident_id
+JOIN jobs j ON j.incident_id = a.incident_id AND j.kind = 'alert'
+JOIN executions e ON e.incident_id = a.incident_id
+"""
+
+
+def stage_split(db: Path, times: dict[str, tuple[float, float, float]]) -> dict[str, float]:
+    """p50 of each stage of the subject's path, from the timestamps the server stored.
+
+    The server stamps UTC wall-clock time; ``time.time() - time.perf_counter()`` maps it
+    onto the fake's clock (the same machine: microseconds apart over a run). Stages:
+    ingest (POST sent -> the writer's transaction begins), to claim (-> the worker claims
+    the job: commit, 200, wake-up), to intent (-> the execution row: load, match, plan,
+    guards), to GET (-> the action's GET: durable intent commit, client), GET -> PATCH.
+    """
+    offset = time.time() - time.perf_counter()
+
+    def perf(text: str) -> float:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() - offset
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0)
+    try:
+        rows = conn.execute(STAGE_SQL).fetchall()
+    finally:
+        conn.close()
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("ingest", "to_claim", "to_intent", "to_read", "read_to_write")
+    }
+    for labels, received, claimed, intent in rows:
+        name = json.loads(labels).get("deployment")
+        if name not in times or claimed is None:
+            continue
+        t0, read, write = times[name]
+        points = [t0, perf(received), perf(claimed), perf(intent), read, write]
+        for key, a, b in zip(stages, points, points[1:], strict=False):
+            stages[key].append((b - a) * 1e3)
+    return {key: percentile(values, 50) for key, values in stages.items()}
 
 
 async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -416,6 +495,8 @@ async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, 
             order = ("baseline", "subject")
             cpu = {role: CpuMeter(p.pid) for role, p in procs.items()}
             sent = dict.fromkeys(procs, 0)
+            rollouts: deque[tuple[float, str, str]] = deque()
+            completer = asyncio.create_task(complete_rollouts(fake, rollouts, args.rollout_s))
             started = time.monotonic()
             for rnd in range(args.rounds):
                 for role in order if rnd % 2 == 0 else order[::-1]:
@@ -438,16 +519,31 @@ async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, 
                             samples[role].missing += 1
                             procs[role].alive()
                         else:
-                            samples[role].latency_ms.append((seen - t0) * 1e3)
+                            read, write = seen
+                            samples[role].latency_ms.append((write - t0) * 1e3)
+                            samples[role].to_read_ms.append((read - t0) * 1e3)
+                            samples[role].read_to_write_ms.append((write - read) * 1e3)
+                            samples[role].times[name] = (t0, read, write)
+                            rollouts.append((write, namespace, name))
                         await asyncio.sleep(args.gap_ms / 1e3)
             wall = time.monotonic() - started
             cores = {role: meter.read() for role, meter in cpu.items()}
             memory = memory_mb(subject.pid)
+            completer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await completer
+    stages = stage_split(workdir / "bench.db", samples["subject"].times)
+    subject_ns = names["subject"][0]
+    reads = [r for r in fake.requests if r.method == "GET" and f"/{subject_ns}/" in r.path]
     result: dict[str, Any] = {
         "alerts": args.alerts,
         "rounds": args.rounds,
         "gap_ms": args.gap_ms,
+        "rollout_s": args.rollout_s,
         "wall_s": wall,
+        # GETs beyond the one each restart makes first: verify looks during the run.
+        "verify_reads": len(reads) - len(samples["subject"].latency_ms),
+        "subject_stages_p50_ms": stages,
         "subject_memory_mb": memory,
         "cores_during_run": cores["subject"],
     }
@@ -456,6 +552,8 @@ async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, 
             **summary(s.latency_ms),
             "ack_p50_ms": percentile(s.ack_ms, 50),
             "ack_p99_ms": percentile(s.ack_ms, 99),
+            "to_read_p50_ms": percentile(s.to_read_ms, 50),
+            "read_to_write_p50_ms": percentile(s.read_to_write_ms, 50),
             "measured": len(s.latency_ms),
             "missing": s.missing,
             "errors": s.errors,
@@ -559,7 +657,7 @@ async def post_storm(
                 if status == 200:
                     acks.append((time.perf_counter() - t0) * 1e3)
                     break
-                if status and status < 500 or attempt == 5:
+                if (status and status < 500) or attempt == 5:
                     failed += 1
                     break
                 retries[why] += 1
@@ -698,7 +796,11 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
             f"a time {lat['gap_ms']:g} ms apart, in {lat['rounds']} alternating slices "
             f"({lat['wall_s']:.0f} s)"
         )
-        add("  POST sent -> PATCH read by the fake API server (nearest-rank percentiles)")
+        add(
+            "  POST sent -> PATCH read by the fake API server (nearest-rank percentiles); "
+            f"rollouts done {lat['rollout_s']:g} s after the PATCH, "
+            f"{lat['verify_reads']} verify looks meanwhile"
+        )
         add(
             f"  {'':12}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'ack p50':>9}{'ack p99':>9}"
             f"{'missing':>9}{'errors':>8}"
@@ -710,6 +812,21 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
                 f"{fmt(r['ack_p50_ms']):>9}{fmt(r['ack_p99_ms']):>9}{r['missing']:>9}"
                 f"{r['errors']:>8}"
             )
+        add(
+            "  p50 split: POST sent -> action's GET read by the fake, GET -> PATCH: "
+            + "; ".join(
+                f"{label} {fmt(lat[role]['to_read_p50_ms'])} + "
+                f"{fmt(lat[role]['read_to_write_p50_ms'])} ms"
+                for role, label in (("baseline", "relay"), ("subject", "remediator"))
+            )
+        )
+        st = lat["subject_stages_p50_ms"]
+        add(
+            "  remediator stages, p50 ms (server timestamps): "
+            f"ingest {fmt(st['ingest'])}, to claim {fmt(st['to_claim'])}, "
+            f"to intent {fmt(st['to_intent'])}, to GET {fmt(st['to_read'])}, "
+            f"GET->PATCH {fmt(st['read_to_write'])}"
+        )
         c = lat["cores_during_run"]
         add(
             f"  ratio remediator/relay: p50 {fmt(lat['ratio_p50'], '.1f')}x, "
@@ -722,6 +839,8 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
             f"({fmt(s['p50_ms'])} ms); p99 <= {TARGET_P99_MS:g} ms: "
             f"{verdict(lat['p99_met'])} ({fmt(s['p99_ms'])} ms)"
         )
+        if c["other"] > NOISY_CPU:
+            add(f"  !!! other processes took {c['other']:.2f} cores: the numbers are noisy")
         add("")
     if storm is not None:
         st = storm
@@ -749,8 +868,9 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
             f"{st['processed'] / st['alerts_done_s']:,.0f} alerts/s end to end"
         )
         add(
-            f"  actions expected: min(targets {exp['per_target']}, breaker {exp['breaker_max_targets']}"
-            f", tokens {exp['tokens']} + refill <= {exp['refill_tokens_max']}) = "
+            f"  actions expected: min(targets {exp['per_target']}, "
+            f"breaker {exp['breaker_max_targets']}, tokens {exp['tokens']} + refill <= "
+            f"{exp['refill_tokens_max']}) = "
             + (str(exp["low"]) if exp["exact"] else f"{exp['low']}..{exp['high']} (NOT exact)")
         )
         add(
@@ -762,6 +882,11 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
         add(f"  -> {'EXACT MATCH' if st['actions_match'] else 'MISMATCH'}")
         blocks = ", ".join(f"{k} {v:,}" for k, v in sorted(st["blocks"].items()))
         add(f"  blocked (remediator_guard_blocks_total): {blocks or 'none'}")
+        accounted = obs["server_executions"] + sum(st["blocks"].values())
+        add(
+            f"  accounted for: {obs['server_executions']} executed + "
+            f"{sum(st['blocks'].values()):,} blocked = {accounted:,} of {st['alerts']:,} alerts"
+        )
         add(f"  actions (remediator_actions_total): {st['actions_metric']}")
         m, mi, c = st["memory_mb"], st["memory_idle_mb"], st["cores"]
         add(
@@ -773,6 +898,8 @@ def report(latency: dict[str, Any] | None, storm: dict[str, Any] | None) -> list
             f"  cores: remediator {c['server']:.2f}, bench+fake {c['bench']:.2f}, other "
             f"processes {c['other']:.2f}"
         )
+        if c["other"] > NOISY_CPU:
+            add(f"  !!! other processes took {c['other']:.2f} cores: the timings are noisy")
     return lines
 
 
@@ -837,6 +964,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=positive, default=3, help="latency slices (3)")
     parser.add_argument(
         "--gap-ms", type=float, default=50.0, help="pause after each latency alert (50)"
+    )
+    parser.add_argument(
+        "--rollout-s",
+        type=float,
+        default=15.0,
+        help="latency: seconds until a restarted Deployment is rolled out (15)",
     )
     parser.add_argument("--storm-alerts", type=positive, default=10_000, help="(10000)")
     parser.add_argument("--storm-targets", type=positive, default=500, help="(500)")
