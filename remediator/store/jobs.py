@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.store.tables import jobs
@@ -32,7 +32,9 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
     due = (
         select(jobs.c.id)
         .where(jobs.c.status == "pending", jobs.c.not_before <= now)
-        .order_by(jobs.c.id)
+        # New alerts before another look at a target being verified: a verify backlog
+        # must never delay the first action on a fresh alert.
+        .order_by(case((jobs.c.kind == "verify", 1), else_=0), jobs.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

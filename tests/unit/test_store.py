@@ -117,3 +117,33 @@ async def test_retry_later_respects_not_before(engine):
     assert await jobs.claim(engine, "w", T0 + timedelta(seconds=29), limit=1) == []
     [again] = await jobs.claim(engine, "w", T0 + timedelta(seconds=30), limit=1)
     assert again.id == job.id
+
+
+async def test_claim_takes_new_alerts_before_verify_looks(engine):
+    from datetime import UTC, datetime
+
+    from remediator.store import jobs
+    from remediator.store.tables import incidents
+
+    now = datetime(2025, 5, 1, tzinfo=UTC)
+    async with engine.begin() as conn:
+        await conn.execute(
+            incidents.insert().values(
+                id="i1",
+                status="open",
+                alertname="A",
+                namespace="prod",
+                severity="",
+                summary="",
+                external_url="",
+                group_key="",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        for _ in range(3):
+            await jobs.enqueue(conn, "i1", "verify", now, execution_id=1)
+        await jobs.enqueue(conn, "i1", "alert", now)
+    first = await jobs.claim(engine, "w", now, 2)
+    # The alert (id 4, queued last) goes before the verify looks queued ahead of it.
+    assert [(j.id, j.kind) for j in first] == [(1, "verify"), (4, "alert")]
