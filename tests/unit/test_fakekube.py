@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -673,6 +675,289 @@ async def test_recording_captures_exactly_what_was_sent(fake_kube, fake_kube_cli
     assert fake_kube.mutations() == [patch]
     fake_kube.clear()
     assert fake_kube.requests == []
+
+
+# -- pod logs, events, per-path latency ----------------------------------------------------------
+
+
+def crashlooping_pod(name="web-1", **kwargs):
+    return objects.pod(
+        name,
+        NS,
+        restarts=4,
+        waiting_reason="CrashLoopBackOff",
+        last_terminated_reason="OOMKilled",
+        limits={"cpu": "500m", "memory": "256Mi"},
+        **kwargs,
+    )
+
+
+async def test_pod_logs_tail_lines_and_previous(fake_kube, fake_kube_client):
+    fake_kube.add(crashlooping_pod(containers=["app", "sidecar"]))
+    fake_kube.set_logs(NS, "web-1", ["boot", "serving", "gc pause 900ms"])  # first container
+    fake_kube.set_logs(NS, "web-1", ["starting", "allocating\n", "killed"], previous=True)
+    fake_kube.set_logs(NS, "web-1", ["proxy up"], container="sidecar")
+    core = client.CoreV1Api(fake_kube_client)
+
+    text = await core.read_namespaced_pod_log("web-1", NS, container="app", tail_lines=2)
+    assert text == "serving\ngc pause 900ms\n"
+    everything = await core.read_namespaced_pod_log(
+        "web-1", NS, container="app", since_seconds=3600, timestamps=False, limit_bytes=10_000
+    )
+    assert everything.splitlines() == ["boot", "serving", "gc pause 900ms"]
+    previous = await core.read_namespaced_pod_log(
+        "web-1", NS, container="app", previous=True, tail_lines=50
+    )
+    assert previous == "starting\nallocating\nkilled\n"
+    assert await core.read_namespaced_pod_log("web-1", NS, container="sidecar") == "proxy up\n"
+    limited = await core.read_namespaced_pod_log("web-1", NS, container="app", limit_bytes=7)
+    assert limited == "boot\nse"
+    assert await core.read_namespaced_pod_log("web-1", NS, container="app", tail_lines=0) == ""
+
+    log = fake_kube.requests[2]
+    assert (log.method, log.path, log.response_status) == (
+        "GET",
+        f"/api/v1/namespaces/{NS}/pods/web-1/log",
+        200,
+    )
+    assert log.query == {"container": "app", "previous": "True", "tailLines": "50"}
+    assert fake_kube.logs(NS, "web-1", previous=True) == ["starting", "allocating", "killed"]
+    assert fake_kube.logs(NS, "web-1", container="sidecar", previous=True) is None
+
+
+async def test_pod_logs_seeded_before_the_pod_default_to_its_first_container(
+    fake_kube, fake_kube_client
+):
+    fake_kube.set_logs(NS, "web-2", ["hello"])
+    fake_kube.add(objects.pod("web-2", NS, container="main"))
+    core = client.CoreV1Api(fake_kube_client)
+    assert await core.read_namespaced_pod_log("web-2", NS) == "hello\n"  # the only container
+    assert await core.read_namespaced_pod_log("web-2", NS, container="main") == "hello\n"
+
+
+async def test_pod_log_errors_mimic_the_real_api(fake_kube, fake_kube_client):
+    fake_kube.add(crashlooping_pod(containers=["app", "sidecar"]))
+    fake_kube.add(objects.pod("new-1", NS, phase="Pending"))
+    fake_kube.add(objects.pod("ok-1", NS))
+    core = client.CoreV1Api(fake_kube_client)
+
+    async def error(*args, **kwargs):
+        with pytest.raises(ApiException) as err:
+            await core.read_namespaced_pod_log(*args, **kwargs)
+        body = status_body(err.value)
+        assert (body["kind"], body["status"], body["code"]) == (
+            "Status",
+            "Failure",
+            err.value.status,
+        )
+        return body["code"], body["reason"], body["message"]
+
+    assert await error("gone-1", NS) == (404, "NotFound", 'pods "gone-1" not found')
+    assert await error("web-1", NS, container="nope") == (
+        400,
+        "BadRequest",
+        "container nope is not valid for pod web-1",
+    )
+    assert await error("ok-1", NS, previous=True) == (
+        400,
+        "BadRequest",
+        'previous terminated container "app" in pod "ok-1" not found',
+    )
+    assert await error("web-1", NS) == (
+        400,
+        "BadRequest",
+        "a container name must be specified for pod web-1, choose one of: [app sidecar]",
+    )
+    assert await error("new-1", NS) == (
+        400,
+        "BadRequest",
+        'container "app" in pod "new-1" is waiting to start: ContainerCreating',
+    )
+    code, reason, message = await error("ok-1", NS, tail_lines=-1)
+    assert (code, reason) == (422, "Invalid")
+    assert message.startswith('PodLogOptions "ok-1" is invalid: tailLines: Invalid value: -1')
+    # a running container with nothing seeded has empty logs
+    assert await core.read_namespaced_pod_log("ok-1", NS) == ""
+
+
+async def test_pod_logs_obey_rbac_and_faults(fake_kube, fake_kube_client):
+    fake_kube.add(objects.pod("web-1", NS))
+    fake_kube.set_logs(NS, "web-1", ["line"])
+    core = client.CoreV1Api(fake_kube_client)
+    fake_kube.deny("get", "pods", "log")
+    with pytest.raises(ApiException) as err:
+        await core.read_namespaced_pod_log("web-1", NS)
+    assert err.value.status == 403
+    assert (
+        'cannot get resource "pods/log" in API group "" in the namespace "prod"'
+        in (status_body(err.value)["message"])
+    )
+    await core.read_namespaced_pod("web-1", NS)  # the pod itself stays readable
+    fake_kube.allow_all()
+
+    fake_kube.fail_next(status=500, path_contains="/log")
+    with pytest.raises(ApiException) as err:
+        await core.read_namespaced_pod_log("web-1", NS)
+    assert err.value.status == 500
+    assert fake_kube.requests[-1].fault == "500"
+    assert await core.read_namespaced_pod_log("web-1", NS) == "line\n"
+
+
+async def test_events_filtered_by_involved_object_and_type(fake_kube, fake_kube_client):
+    at = objects.SEED_TIME
+    web1 = objects.pod("web-1", NS)
+    fake_kube.add_all(
+        [
+            objects.event(
+                "web-1",
+                NS,
+                involved=web1,
+                reason="BackOff",
+                message="Back-off restarting failed container app",
+                type="Warning",
+                count=12,
+                last_timestamp=at,
+            ),
+            objects.event(
+                "web-1",
+                NS,
+                involved=web1,
+                reason="Pulled",
+                message='Container image "registry.example.com/app:1.0.0" already present',
+                last_timestamp=at,
+            ),
+            objects.event(
+                "web",
+                NS,
+                involved={"kind": "Deployment", "name": "web"},
+                reason="ScalingReplicaSet",
+                message="Scaled up replica set web-5d9c7b to 3",
+                last_timestamp=at,
+            ),
+            objects.event(
+                "web-1",
+                "stage",
+                involved={"kind": "Pod", "name": "web-1"},
+                reason="OOMKilling",
+                message="Memory cgroup out of memory",
+                type="Warning",
+                last_timestamp=at,
+            ),
+        ]
+    )
+    core = client.CoreV1Api(fake_kube_client)
+
+    def reasons(result):
+        return sorted(e.reason for e in result.items)
+
+    by_name = await core.list_namespaced_event(NS, field_selector="involvedObject.name=web-1")
+    assert reasons(by_name) == ["BackOff", "Pulled"]
+    warnings = await core.list_namespaced_event(NS, field_selector="type=Warning")
+    assert reasons(warnings) == ["BackOff"]
+    both = await core.list_namespaced_event(
+        NS, field_selector="involvedObject.kind=Deployment,type=Normal"
+    )
+    assert reasons(both) == ["ScalingReplicaSet"]
+    everywhere = await core.list_event_for_all_namespaces(
+        field_selector="involvedObject.namespace=stage,type=Warning"
+    )
+    assert reasons(everywhere) == ["OOMKilling"]
+    by_source = await core.list_namespaced_event(NS, field_selector="source=kubelet")
+    assert reasons(by_source) == ["BackOff", "Pulled"]
+
+    backoff = next(e for e in by_name.items if e.reason == "BackOff")
+    assert re.fullmatch(r"web-1\.[0-9a-f]{16}", backoff.metadata.name)
+    assert backoff.involved_object.to_dict() == {
+        "api_version": "v1",
+        "field_path": None,
+        "kind": "Pod",
+        "name": "web-1",
+        "namespace": NS,
+        "resource_version": None,
+        "uid": web1["metadata"]["uid"],
+    }
+    assert (backoff.type, backoff.count, backoff.source.component) == ("Warning", 12, "kubelet")
+    assert backoff.last_timestamp == at
+    assert backoff.first_timestamp == at - timedelta(minutes=11)
+    (scaled,) = both.items
+    assert (scaled.involved_object.api_version, scaled.involved_object.uid) == (
+        "apps/v1",
+        objects.deployment("web", NS)["metadata"]["uid"],
+    )
+    assert scaled.source.component == "deployment-controller"
+
+
+async def test_set_latency_slows_only_matching_paths(fake_kube, fake_kube_client):
+    fake_kube.add(objects.deployment("web", NS))
+    fake_kube.add(objects.pod("web-1", NS))
+    fake_kube.set_latency(0.4, path_contains="/log")
+    fake_kube.set_latency(5.0, path_contains="/log", method="DELETE")  # never matches a GET
+    apps, core = client.AppsV1Api(fake_kube_client), client.CoreV1Api(fake_kube_client)
+    loop = asyncio.get_running_loop()
+
+    start = loop.time()
+    await apps.read_namespaced_deployment("web", NS)
+    await core.read_namespaced_pod("web-1", NS)
+    assert loop.time() - start < 0.3
+    start = loop.time()
+    await core.read_namespaced_pod_log("web-1", NS)
+    assert 0.4 <= loop.time() - start < 3.0
+
+    fake_kube.set_latency(0, path_contains="/log")  # removed
+    start = loop.time()
+    await core.read_namespaced_pod_log("web-1", NS)
+    assert loop.time() - start < 0.3
+    fake_kube.set_latency(0.4, path_contains="/log")
+    fake_kube.clear_faults()  # also drops per-path latencies
+    start = loop.time()
+    await core.read_namespaced_pod_log("web-1", NS)
+    assert loop.time() - start < 0.3
+
+
+async def test_pod_builder_expresses_an_oom_crash_loop(fake_kube, fake_kube_client):
+    finished = objects.SEED_TIME + timedelta(minutes=30)
+    fake_kube.add(crashlooping_pod(containers=["app", "sidecar"], last_finished_at=finished))
+    fake_kube.add(
+        objects.pod(
+            "web-2",
+            NS,
+            restarts=1,
+            ready=True,
+            last_terminated_reason="Error",
+            last_exit_code=2,
+            container="main",
+        )
+    )
+    core = client.CoreV1Api(fake_kube_client)
+
+    pod = await core.read_namespaced_pod("web-1", NS)
+    app, sidecar = pod.status.container_statuses
+    assert (app.name, app.ready, app.restart_count) == ("app", False, 4)
+    assert app.state.waiting.reason == "CrashLoopBackOff"
+    terminated = app.last_state.terminated
+    assert (terminated.reason, terminated.exit_code) == ("OOMKilled", 137)
+    assert terminated.finished_at == finished
+    assert terminated.container_id.startswith("containerd://")
+    assert (sidecar.name, sidecar.ready, sidecar.restart_count) == ("sidecar", True, 0)
+    assert sidecar.state.running is not None
+    assert sidecar.last_state is None
+    assert [c.status for c in pod.status.conditions if c.type == "Ready"] == ["False"]
+    assert pod.status.phase == "Running"
+    assert pod.status.qos_class == "Guaranteed"
+    assert [c.name for c in pod.spec.containers] == ["app", "sidecar"]
+    assert pod.spec.containers[0].resources.limits == {"cpu": "500m", "memory": "256Mi"}
+    assert pod.spec.containers[0].resources.requests == {"cpu": "500m", "memory": "256Mi"}
+
+    recovered = await core.read_namespaced_pod("web-2", NS)
+    (main,) = recovered.status.container_statuses
+    assert (main.name, main.ready, main.restart_count) == ("main", True, 1)
+    assert main.state.running is not None
+    assert (main.last_state.terminated.reason, main.last_state.terminated.exit_code) == (
+        "Error",
+        2,
+    )
+    assert [c.status for c in recovered.status.conditions if c.type == "Ready"] == ["True"]
+    assert recovered.status.qos_class is None
 
 
 # -- pure helpers --------------------------------------------------------------------------------

@@ -17,15 +17,20 @@ or the pytest fixtures in :mod:`tests.fakes.kube.fixtures` (``fake_kube``,
 ``fake_kube_client``). Modules: ``resources`` (the kind/plural/group table), ``store``
 (objects and resourceVersion), ``patch`` (merge / strategic / JSON patch), ``selectors``,
 ``api`` (verbs), ``controllers``, ``faults``, ``recording``, ``app`` (HTTP), ``server``
-(:class:`FakeKube`), ``objects`` (seed builders).
+(:class:`FakeKube`), ``objects`` (seed builders), ``logs`` (``pods/log``).
+
+Pod logs are seeded with ``fake.set_logs(ns, pod, lines, container=None, previous=False)``;
+events are plain core/v1 ``Event`` objects (``objects.event``) listed with field selectors such
+as ``involvedObject.name=web-1,type=Warning``; ``fake.set_latency(s, path_contains="/log")``
+slows down only matching requests.
 """
 
 from . import objects
 from .api import Deletion
-from .faults import ALL_FAULT_KINDS, MUTATING_METHODS, FaultKind, Faults
+from .faults import ALL_FAULT_KINDS, MUTATING_METHODS, FaultKind, Faults, LatencyRule
 from .patch import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH
 from .recording import Request
-from .resources import DEFAULT_RESOURCES, EVICTION, SCALE, STATUS, ResourceType
+from .resources import DEFAULT_RESOURCES, EVICTION, LOG, SCALE, STATUS, ResourceType
 from .server import FakeKube, FakeKubeError
 from .status import KubeError
 
@@ -35,6 +40,7 @@ __all__ = [
     "DEFAULT_RESOURCES",
     "EVICTION",
     "JSON_PATCH",
+    "LOG",
     "MERGE_PATCH",
     "MUTATING_METHODS",
     "SCALE",
@@ -46,6 +52,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "KubeError",
+    "LatencyRule",
     "Request",
     "ResourceType",
     "objects",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import status as st
+from .logs import PodLogs, TextBody
 from .patch import (
     APPLY_PATCH,
     JSON_PATCH,
@@ -24,6 +25,7 @@ from .patch import (
 )
 from .resources import SCALE, STATUS, ResourceRegistry, ResourceType
 from .selectors import (
+    FIELD_ALIASES,
     SelectorError,
     format_label_selector,
     label_selector_matcher,
@@ -60,6 +62,7 @@ class KubeApi:
         self.store = store
         self.registry = registry
         self.deletions: list[Deletion] = []
+        self.logs = PodLogs()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -164,7 +167,9 @@ class KubeApi:
     ) -> Json:
         try:
             labels_ok = parse_label_selector(label_selector or "")
-            fields_ok = parse_field_selector(field_selector or "")
+            fields_ok = parse_field_selector(
+                field_selector or "", FIELD_ALIASES.get((rt.group, rt.plural))
+            )
         except SelectorError as exc:
             raise st.bad_request(f"unable to parse requirement: {exc}") from exc
         items = [
@@ -459,6 +464,14 @@ class KubeApi:
         new["status"]["disruptionsAllowed"] = status["disruptionsAllowed"] - 1
         new["status"].setdefault("disruptedPods", {})[pod["metadata"]["name"]] = self.store.now()
         self.store.update(pdb_rt, budget, new, dry_run=dry_run)
+
+    # -- pods/log -----------------------------------------------------------------------------
+
+    def read_log(
+        self, pods: ResourceType, namespace: str, name: str, query: dict[str, str]
+    ) -> TextBody:
+        """The seeded log text (see :mod:`.logs` for the error answers)."""
+        return self.logs.read(pods, self.store.get(pods, namespace, name), name, query)
 
 
 # A pseudo resource type for patching Scale objects (a built-in: strategic merge allowed).

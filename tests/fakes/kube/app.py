@@ -13,9 +13,10 @@ from ruamel.yaml import YAML
 
 from . import status as st
 from .faults import Decision
+from .logs import TextBody
 from .patch import APPLY_PATCH
 from .recording import Request
-from .resources import EVICTION, SCALE, STATUS, ResourceRegistry, ResourceType
+from .resources import EVICTION, LOG, SCALE, STATUS, ResourceRegistry, ResourceType
 
 if TYPE_CHECKING:
     from .server import FakeKube
@@ -108,7 +109,7 @@ class KubeHttpApp:
         response_status: int | None = None
         fault: Decision | None = None
         try:
-            latency = fake.faults.latency
+            latency = fake.faults.latency + fake._injector.latency_for(request.method, request.path)
             if latency > 0:
                 await asyncio.sleep(latency)
             if request.headers.get(hdrs.AUTHORIZATION) != f"Bearer {fake.token}":
@@ -142,6 +143,8 @@ class KubeHttpApp:
         except Exception as exc:  # a bug in the fake: answer 500 and fail the test at shutdown
             self.fake._errors.append(exc)
             return status_response(st.internal_error(f"fake kube bug: {exc!r}"))
+        if isinstance(payload, TextBody):
+            return web.Response(text=payload.text, status=code, content_type=payload.content_type)
         return web.json_response(payload, status=code)
 
     def _dispatch(
@@ -207,6 +210,8 @@ class KubeHttpApp:
                 )
         elif sub == EVICTION and method == "POST":
             return 201, api.evict(rt, ns, name, body, dry_run=dry_run)
+        elif sub == LOG and method == "GET":
+            return 200, api.read_log(rt, ns, name, query)
         raise st.method_not_allowed(method)
 
 

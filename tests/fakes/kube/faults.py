@@ -65,11 +65,27 @@ class ScriptedFault:
         return self.path_contains is None or self.path_contains in path
 
 
+@dataclass(frozen=True)
+class LatencyRule:
+    """Extra delay for requests whose path contains ``path_contains`` and whose method is
+    ``method`` (``None`` = any); set with ``FakeKube.set_latency``."""
+
+    seconds: float
+    path_contains: str | None = None
+    method: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+
 @dataclass
 class FaultInjector:
     seed: int = 0
     config: Faults = field(default_factory=Faults)
     scripted: deque[ScriptedFault] = field(default_factory=deque)
+    latencies: list[LatencyRule] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -77,6 +93,19 @@ class FaultInjector:
     def add(self, fault: ScriptedFault) -> None:
         if fault.remaining > 0:
             self.scripted.append(fault)
+
+    def set_latency(self, rule: LatencyRule) -> None:
+        """Replace the rule for the same (path_contains, method); ``seconds <= 0`` removes it."""
+        method = rule.method.upper() if rule.method is not None else None
+        self.latencies = [
+            r for r in self.latencies if (r.path_contains, r.method) != (rule.path_contains, method)
+        ]
+        if rule.seconds > 0:
+            self.latencies.append(LatencyRule(rule.seconds, rule.path_contains, method))
+
+    def latency_for(self, method: str, path: str) -> float:
+        """The largest matching per-path delay (0 if none); added to ``Faults.latency``."""
+        return max((r.seconds for r in self.latencies if r.matches(method, path)), default=0.0)
 
     def decide(self, method: str, path: str) -> Decision | None:
         """Consume a matching scripted fault (oldest first), else roll the random one."""

@@ -388,6 +388,15 @@ def rollout(
 # -- core/v1, batch/v1 --------------------------------------------------------------------------
 
 
+_DEFAULT_EXIT_CODES = {"OOMKilled": 137, "Completed": 0, "ContainerCannotRun": 128}
+
+
+def container_id(namespace: str, pod_name: str, container: str, instance: int) -> str:
+    """A deterministic ``containerd://<64 hex>`` id for one run of a container."""
+    digest = hashlib.sha256(f"{namespace}/{pod_name}/{container}/{instance}".encode()).hexdigest()
+    return f"containerd://{digest}"
+
+
 def pod(
     name: str,
     namespace: str = "default",
@@ -402,58 +411,100 @@ def pod(
     restarts: int = 0,
     waiting_reason: str | None = None,
     container: str = "app",
+    containers: list[str] | None = None,
+    failing_container: str | None = None,
+    ready: bool | None = None,
+    last_terminated_reason: str | None = None,
+    last_exit_code: int | None = None,
+    last_finished_at: datetime | None = None,
+    limits: dict[str, str] | None = None,
+    requests: dict[str, str] | None = None,
 ) -> Json:
-    """A Pod. ``reason`` is the pod-level ``status.reason`` (e.g. ``Evicted``);
-    ``waiting_reason`` puts the container in ``state.waiting`` (e.g. ``CrashLoopBackOff``)."""
+    """A Pod. ``reason`` is the pod-level ``status.reason`` (e.g. ``Evicted``).
+
+    ``containers`` names the containers (default ``[container]``). The *failing* container
+    (``failing_container``, default the first) carries ``restarts``, ``waiting_reason``
+    (``state.waiting``, e.g. ``CrashLoopBackOff``), ``ready`` (default: running and not
+    waiting) and, if ``last_terminated_reason`` or ``last_exit_code`` is given,
+    ``lastState.terminated`` (``reason`` default ``Error``/``Completed`` by exit code; exit
+    code default 137 for ``OOMKilled``, 0 for ``Completed``, else 1; ``finishedAt`` default
+    ``created + 5m``). The other containers are healthy for the phase. ``limits`` /
+    ``requests`` go into every container's ``resources`` (requests default to limits, as the
+    API server defaults them) and set ``status.qosClass``.
+
+    A crash-looping, OOM-killed pod::
+
+        pod("web-1", "prod", restarts=7, waiting_reason="CrashLoopBackOff",
+            last_terminated_reason="OOMKilled", limits={"memory": "256Mi"})
+    """
     created = created or SEED_TIME
     metadata = _metadata(
         "v1", "Pod", name, namespace, labels=labels or {"app": name}, created=created
     )
     if owner is not None:
         metadata["ownerReferences"] = [owner_reference(owner)]
-    running = phase == "Running" and waiting_reason is None
-    state: Json
-    if waiting_reason:
-        state = {"waiting": {"reason": waiting_reason, "message": f"container is {waiting_reason}"}}
-    elif phase in ("Succeeded", "Failed"):
-        code = 0 if phase == "Succeeded" else 1
-        state = {
-            "terminated": {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "startedAt": rfc3339(created),
-                "finishedAt": rfc3339(created + timedelta(minutes=1)),
-            }
+    names = list(containers) if containers else [container]
+    failing = failing_container or names[0]
+    if failing not in names:
+        raise ValueError(f"failing_container {failing!r} is not one of {names}")
+    healthy_state = _container_state(phase, None, created)
+    statuses: list[Json] = []
+    for cname in names:
+        is_failing = cname == failing
+        state = _container_state(phase, waiting_reason, created) if is_failing else healthy_state
+        is_running = "running" in state
+        cs: Json = {
+            "name": cname,
+            "image": image,
+            "imageID": "",
+            "ready": (ready if ready is not None else is_running) if is_failing else is_running,
+            "started": is_running,
+            "restartCount": restarts if is_failing else 0,
+            "state": copy.deepcopy(state),
         }
-    elif phase == "Running":
-        state = {"running": {"startedAt": rfc3339(created)}}
-    else:
-        state = {"waiting": {"reason": "ContainerCreating"}}
+        if is_failing and (last_terminated_reason is not None or last_exit_code is not None):
+            code = last_exit_code
+            if code is None:
+                code = _DEFAULT_EXIT_CODES.get(last_terminated_reason or "", 1)
+            finished = last_finished_at or created + timedelta(minutes=5)
+            cs["lastState"] = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": last_terminated_reason or ("Completed" if code == 0 else "Error"),
+                    "startedAt": rfc3339(finished - timedelta(seconds=30)),
+                    "finishedAt": rfc3339(finished),
+                    "containerID": container_id(namespace, name, cname, max(restarts - 1, 0)),
+                }
+            }
+        statuses.append(cs)
+    all_ready = all(cs["ready"] for cs in statuses)
     status: Json = {
         "phase": phase,
         "conditions": [
             {
                 "type": "Ready",
-                "status": "True" if running else "False",
+                "status": "True" if all_ready else "False",
                 "lastTransitionTime": rfc3339(created),
             }
         ],
         "startTime": rfc3339(created),
-        "containerStatuses": [
-            {
-                "name": container,
-                "image": image,
-                "imageID": "",
-                "ready": running,
-                "started": running,
-                "restartCount": restarts,
-                "state": state,
-            }
-        ],
+        "containerStatuses": statuses,
     }
     if reason is not None:
         status["reason"] = reason
         status["message"] = f"Pod {reason.lower()}"
+    spec_containers: list[Json] = []
+    for cname in names:
+        spec_container: Json = {"name": cname, "image": image}
+        if limits or requests:
+            resources: Json = {}
+            if limits:
+                resources["limits"] = dict(limits)
+            resources["requests"] = {**(limits or {}), **(requests or {})}
+            spec_container["resources"] = resources
+        spec_containers.append(spec_container)
+    if limits or requests:
+        status["qosClass"] = _qos_class(spec_containers)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -461,10 +512,38 @@ def pod(
         "spec": {
             "nodeName": node,
             "restartPolicy": "Always",
-            "containers": [{"name": container, "image": image}],
+            "containers": spec_containers,
         },
         "status": status,
     }
+
+
+def _container_state(phase: str, waiting_reason: str | None, created: datetime) -> Json:
+    if waiting_reason:
+        return {"waiting": {"reason": waiting_reason, "message": f"container is {waiting_reason}"}}
+    if phase in ("Succeeded", "Failed"):
+        code = 0 if phase == "Succeeded" else 1
+        return {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": rfc3339(created),
+                "finishedAt": rfc3339(created + timedelta(minutes=1)),
+            }
+        }
+    if phase == "Running":
+        return {"running": {"startedAt": rfc3339(created)}}
+    return {"waiting": {"reason": "ContainerCreating"}}
+
+
+def _qos_class(spec_containers: list[Json]) -> str:
+    """Guaranteed when every container's cpu and memory requests equal its limits."""
+    for c in spec_containers:
+        resources = c.get("resources") or {}
+        limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+        if any(limits.get(r) is None or limits[r] != requests.get(r) for r in ("cpu", "memory")):
+            return "Burstable"
+    return "Guaranteed"
 
 
 def job(
@@ -518,6 +597,139 @@ def job(
         },
         "status": status,
     }
+
+
+#: apiVersion of an involved object given only by kind (``involved={"kind": ..., "name": ...}``).
+EVENT_API_VERSIONS = {
+    "Pod": "v1",
+    "Node": "v1",
+    "Service": "v1",
+    "ConfigMap": "v1",
+    "PersistentVolumeClaim": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
+    "Rollout": "argoproj.io/v1alpha1",
+    "Certificate": "cert-manager.io/v1",
+}
+
+#: ``source.component`` of the controller that reports events about a kind.
+EVENT_COMPONENTS = {
+    "Pod": "kubelet",
+    "Node": "kubelet",
+    "Deployment": "deployment-controller",
+    "ReplicaSet": "replicaset-controller",
+    "StatefulSet": "statefulset-controller",
+    "DaemonSet": "daemonset-controller",
+    "Job": "job-controller",
+    "CronJob": "cronjob-controller",
+    "HorizontalPodAutoscaler": "horizontal-pod-autoscaler",
+    "PodDisruptionBudget": "controllermanager",
+    "Rollout": "rollouts-controller",
+    "Certificate": "cert-manager-certificates-issuing",
+}
+_SCHEDULER_REASONS = frozenset({"Scheduled", "FailedScheduling", "Preempted"})
+
+
+def event(
+    name: str,
+    namespace: str = "default",
+    *,
+    involved: Json,
+    reason: str,
+    message: str,
+    type: str = "Normal",
+    count: int = 1,
+    last_timestamp: datetime | None = None,
+    first_timestamp: datetime | None = None,
+    component: str | None = None,
+    host: str | None = None,
+) -> Json:
+    """A core/v1 Event, as the classic event recorder writes it.
+
+    ``involved`` is the involved object's JSON (e.g. a :func:`pod`) or a reference with at
+    least ``kind`` and ``name`` (``namespace`` defaults to the event's, ``apiVersion`` to
+    the kind's usual one, ``uid`` to the :func:`stable_uid` the builders use; ``fieldPath``
+    is kept). ``name`` is used as is if it contains a dot, else as the prefix of a
+    recorder-style name ``<name>.<16 hex digits>`` (``web-1.1839d5b2a4c0f7e1``), unique per
+    (first timestamp, reason, message). ``last_timestamp`` defaults to :data:`SEED_TIME`,
+    ``first_timestamp`` to ``count - 1`` minutes before it. ``component`` (``source``)
+    defaults by kind (``kubelet`` for pods, ``default-scheduler`` for scheduling reasons,
+    ``deployment-controller``, ...); ``host`` (kubelet events only) defaults to the pod's
+    ``spec.nodeName`` or ``node-1``.
+    """
+    if type not in ("Normal", "Warning"):
+        raise ValueError(f"event type must be Normal or Warning, not {type!r}")
+    if count < 1:
+        raise ValueError("event count must be at least 1")
+    ref = _involved_reference(involved, namespace)
+    kind = ref["kind"]
+    last = last_timestamp or SEED_TIME
+    first = first_timestamp or last - timedelta(minutes=count - 1)
+    if component is None:
+        component = "default-scheduler" if reason in _SCHEDULER_REASONS else None
+        component = component or EVENT_COMPONENTS.get(kind, "controllermanager")
+    source: Json = {"component": component}
+    if component == "kubelet":
+        node = ((involved.get("spec") or {}).get("nodeName")) if "metadata" in involved else None
+        source["host"] = host or node or "node-1"
+    elif host:
+        source["host"] = host
+    if "." not in name:
+        digest = hashlib.sha256(f"{reason}|{message}|{type}|{kind}".encode()).digest()
+        nanos = int(first.timestamp()) * 1_000_000_000 + int.from_bytes(digest[:4]) % 10**9
+        name = f"{name}.{nanos:x}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": stable_uid("v1", "Event", namespace, name),
+            "creationTimestamp": rfc3339(first),
+        },
+        "involvedObject": ref,
+        "reason": reason,
+        "message": message,
+        "source": source,
+        "firstTimestamp": rfc3339(first),
+        "lastTimestamp": rfc3339(last),
+        "count": count,
+        "type": type,
+        "eventTime": None,
+        "reportingComponent": component,
+        "reportingInstance": source.get("host", ""),
+    }
+
+
+def _involved_reference(involved: Json, namespace: str) -> Json:
+    if "metadata" in involved:  # a whole object
+        metadata = involved["metadata"]
+        kind, name = involved["kind"], metadata["name"]
+        ns = metadata.get("namespace", namespace)
+        api_version = involved.get("apiVersion") or EVENT_API_VERSIONS.get(kind, "v1")
+        uid = metadata.get("uid") or stable_uid(api_version, kind, ns, name)
+        resource_version, field_path = metadata.get("resourceVersion"), None
+    else:
+        if "kind" not in involved or "name" not in involved:
+            raise ValueError("involved needs an object's JSON or at least kind and name")
+        kind, name = involved["kind"], involved["name"]
+        ns = involved.get("namespace", namespace)
+        api_version = involved.get("apiVersion") or EVENT_API_VERSIONS.get(kind, "v1")
+        uid = involved.get("uid") or stable_uid(api_version, kind, ns, name)
+        resource_version, field_path = involved.get("resourceVersion"), involved.get("fieldPath")
+    ref: Json = {"kind": kind, "namespace": ns, "name": name, "uid": uid}
+    ref["apiVersion"] = api_version
+    if resource_version:
+        ref["resourceVersion"] = resource_version
+    if field_path:
+        ref["fieldPath"] = field_path
+    return ref
 
 
 # -- autoscaling/v2, policy/v1, cert-manager.io/v1 ----------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 STATUS = "status"
 SCALE = "scale"
 EVICTION = "eviction"
+LOG = "log"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _rt(
 
 
 DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
-    _rt("", "v1", "pods", "Pod", STATUS, EVICTION),
+    _rt("", "v1", "pods", "Pod", STATUS, EVICTION, LOG),
     _rt("", "v1", "configmaps", "ConfigMap"),
     _rt("", "v1", "secrets", "Secret"),
     _rt("", "v1", "services", "Service", STATUS),

@@ -101,16 +101,27 @@ def _field_value(obj: Mapping[str, Any], path: str) -> str:
     return str(node)
 
 
-def parse_field_selector(selector: str) -> Callable[[Mapping[str, Any]], bool]:
+#: Field-selector names that are not the object's dotted path, per (group, plural).
+FIELD_ALIASES: dict[tuple[str, str], dict[str, str]] = {
+    ("", "events"): {"source": "source.component"},
+}
+
+
+def parse_field_selector(
+    selector: str, aliases: Mapping[str, str] | None = None
+) -> Callable[[Mapping[str, Any]], bool]:
     """``status.phase=Running,metadata.name!=x`` -> a predicate over a whole object.
 
-    Any dotted path is accepted (the real server allows only a few per kind).
+    Any dotted path is accepted (the real server allows only a few per kind), e.g. for
+    core/v1 events ``involvedObject.name=web-1,type=Warning``; ``aliases`` maps a selector
+    name to the path it reads (events: ``source`` -> ``source.component``).
     """
     checks: list[tuple[str, bool, str]] = []
     for term in _split_top_level(selector):
         for op in ("!=", "==", "="):
             if op in term:
                 path, _, value = (s.strip() for s in term.partition(op))
+                path = (aliases or {}).get(path, path)
                 checks.append((path, op == "!=", value))
                 break
         else:

@@ -14,7 +14,8 @@ from aiohttp import web
 from .api import Deletion, KubeApi, check_name
 from .app import KubeHttpApp
 from .controllers import Controllers
-from .faults import Decision, FaultInjector, Faults, ScriptedFault
+from .faults import Decision, FaultInjector, Faults, LatencyRule, ScriptedFault
+from .logs import first_container
 from .recording import Recorder, Request
 from .resources import DEFAULT_RESOURCES, ResourceRegistry, ResourceType
 from .store import Clock, Json, JsonList, Store, key_of, utc_now
@@ -119,6 +120,35 @@ class FakeKube:
         """Objects deleted through the API, with the propagationPolicy each asked for."""
         return list(self.api.deletions)
 
+    # -- pod logs -----------------------------------------------------------------------------
+
+    def set_logs(
+        self,
+        namespace: str,
+        pod: str,
+        lines: list[str],
+        container: str | None = None,
+        previous: bool = False,
+    ) -> None:
+        """Seed what ``GET .../pods/{pod}/log`` answers for ``container`` (``None``: the
+        pod's first container - resolved now if the pod is in the fake, else when read) and
+        ``previous`` (``previous=true``: the last terminated instance). One line per item, a
+        trailing newline optional; replaces earlier lines for the same key. The pod itself
+        must be added for the endpoint to answer (404 otherwise). See :mod:`.logs`."""
+        if container is None:
+            stored = self.get("v1", "Pod", namespace, pod)
+            container = first_container(stored) if stored is not None else None
+        self.api.logs.set(namespace, pod, list(lines), container, previous)
+
+    def logs(
+        self, namespace: str, pod: str, container: str | None = None, previous: bool = False
+    ) -> list[str] | None:
+        """The lines seeded for a container (``None``: the pod's first), or ``None``."""
+        stored = self.get("v1", "Pod", namespace, pod)
+        if container is None and stored is not None:
+            container = first_container(stored)
+        return self.api.logs.lines(namespace, stored, pod, container, previous)
+
     # -- API surface configuration ------------------------------------------------------------
 
     def set_subresource(
@@ -217,8 +247,19 @@ class FakeKube:
         decision = Decision(drop=True, apply_first=apply_then_drop)
         self._injector.add(ScriptedFault(n, decision, method, path_contains))
 
+    def set_latency(
+        self, seconds: float, path_contains: str | None = None, method: str | None = None
+    ) -> None:
+        """Delay only requests whose path contains ``path_contains`` (and whose method is
+        ``method``), e.g. ``set_latency(2.0, path_contains="/log")``. The delay is added to
+        ``faults.latency``; when several rules match, the largest counts. Setting the same
+        (path_contains, method) again replaces it; ``seconds=0`` removes it."""
+        self._injector.set_latency(LatencyRule(seconds, path_contains, method))
+
     def clear_faults(self) -> None:
+        """Drop scripted faults and per-path latencies; reset :attr:`faults` to no faults."""
         self._injector.scripted.clear()
+        self._injector.latencies.clear()
         self._injector.config = Faults()
 
     # -- recording ----------------------------------------------------------------------------
