@@ -36,5 +36,9 @@ lint-imports
 echo "== runbooks: lint, schema, unit tests"
 remediator lint runbooks/
 remediator test runbooks/
+echo "== alert rules: promtool check and unit tests, coverage against the runbooks"
+promtool check rules rules/*.yaml
+promtool test rules rules/tests/*.yaml
+remediator lint --rules rules/ runbooks/
 echo "== pytest"
 python3 -m pytest "$@"
