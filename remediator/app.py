@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from remediator.actions.base import Say
 from remediator.actions.registry import Registry, builtin_actions
 from remediator.keys import (
     APPROVER,
@@ -34,12 +35,15 @@ from remediator.observability.metrics import Metrics
 from remediator.pipeline import approve
 from remediator.pipeline.approve import Approver
 from remediator.pipeline.build import Pipeline
+from remediator.pipeline.context import ContextStage
 from remediator.pipeline.execute import Runtime
+from remediator.pipeline.plan import Plan
 from remediator.pipeline.record import Recorder
+from remediator.pipeline.route import Router
 from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
-from remediator.slack.client import Slack
+from remediator.slack.client import Slack, SlackError
 from remediator.store import jobs
 from remediator.store.db import create_engine, migrate
 from remediator.store.ingest import IngestWriter
@@ -136,7 +140,10 @@ async def _slack(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     token = settings.slack.resolved_bot_token()
     client = Slack(token, settings.slack.base_url) if token else None
-    app[APPROVER] = Approver(settings.slack, client, settings.server.external_url, app[CLOCK])
+    router = Router(settings.routing, settings.slack)
+    app[APPROVER] = Approver(
+        settings.slack, client, settings.server.external_url, app[CLOCK], router
+    )
     yield
     await app[BACKGROUND].drain(grace=10)
     if client is not None:
@@ -170,18 +177,44 @@ async def _expiry(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+def _messenger(approver: Approver) -> Callable[[Plan], Say]:
+    """``notify`` delivery: to the step's channel, else the owning team's, else the
+    platform's; a message with nowhere to go fails the step with that reason."""
+    slack = approver.slack
+    assert slack is not None
+
+    def for_plan(plan: Plan) -> Say:
+        async def say(channel: str | None, text: str) -> str:
+            where = approver.router.channel(plan.team, channel)
+            if where is None:
+                raise SlackError(f"no channel for team {plan.team!r} and no slack.channel")
+            await slack.post(where, text)
+            return where
+
+        return say
+
+    return for_plan
+
+
 async def _processing(app: web.Application) -> AsyncIterator[None]:
     engine, metrics, clock, settings = app[ENGINE], app[METRICS], app[CLOCK], app[SETTINGS]
     recorder = Recorder(metrics)
-    # The cluster is only needed when a step may act, or shadow mode asks the server.
-    needs_cluster = not settings.guards.dry_run or settings.kube.server_dry_run
+    # The cluster is only needed when a step may act, shadow mode asks the server, or
+    # context capture is switched on explicitly.
+    needs_cluster = (
+        not settings.guards.dry_run
+        or settings.kube.server_dry_run
+        or settings.context.enabled == "on"
+    )
     kube = await Kube.connect(settings.kube) if needs_cluster else None
+    approver = app[APPROVER]
     runtime = Runtime(
         kube=kube,
         clock=clock,
         verify_interval=timedelta(seconds=settings.worker.verify_interval),
         server_dry_run=settings.kube.server_dry_run,
         deadline=settings.kube.deadline,
+        messenger=_messenger(approver) if approver.slack is not None else None,
     )
     pipeline = Pipeline(
         engine,
@@ -190,7 +223,8 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         settings.guards,
         recorder,
         runtime,
-        app[APPROVER],
+        approver,
+        ContextStage(kube, settings.context, clock),
     )
     writer = IngestWriter(engine, clock)
     worker = Worker(

@@ -16,6 +16,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from remediator.actions.registry import builtin_actions
+from remediator.authoring.coverage import check_coverage
 from remediator.authoring.explain import explain
 from remediator.authoring.rbac import manifest
 from remediator.authoring.schema import runbook_schema_text
@@ -61,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
 
     lint = sub.add_parser("lint", help="validate a runbook directory; exit 1 on problems")
     lint.add_argument("directory", type=Path)
+    lint.add_argument(
+        "--rules",
+        type=Path,
+        metavar="DIR",
+        help="also check the Prometheus alerting rules in DIR against the runbooks: every "
+        'remediation: "true" rule matched, every runbook reached, every template label set',
+    )
     lint.set_defaults(func=_lint)
 
     test = sub.add_parser("test", help="run the runbooks' tests: cases")
@@ -96,6 +104,11 @@ def _parser() -> argparse.ArgumentParser:
     rbac.add_argument("--kind", choices=("ClusterRole", "Role"), default="ClusterRole")
     rbac.add_argument("--name", default="remediator")
     rbac.add_argument("--namespace", help="namespace of a Role")
+    rbac.add_argument(
+        "--context",
+        action="store_true",
+        help="add the reads context capture needs (pods, pods/log, events, targets)",
+    )
     rbac.set_defaults(func=_rbac)
 
     send = sub.add_parser("send-test-alert", help="post a sample alert to a running server")
@@ -143,6 +156,21 @@ def _lint(args: argparse.Namespace) -> int:
     for r in untested:
         print(f"{r.path}:1: tests: warning: runbook {r.spec.name!r} has no tests")
     print(f"{len(runbooks.runbooks)} runbook(s) OK in {args.directory}")
+    if args.rules is None:
+        return EXIT_OK
+    report = check_coverage(args.rules, runbooks)
+    for line in report.problems:
+        print(line, file=sys.stderr)
+    if report.problems:
+        print(
+            f"{len(report.problems)} coverage problem(s) between {args.rules} and {args.directory}",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
+    print(
+        f"{len(report.remediation_rules)} remediation rule(s) in {args.rules} and "
+        f"{report.runbooks} runbook(s) cover each other"
+    )
     return EXIT_OK
 
 
@@ -190,6 +218,7 @@ def _rbac(args: argparse.Namespace) -> int:
             kind=args.kind,
             name=args.name,
             namespace=args.namespace,
+            context=args.context,
         )
     )
     return EXIT_OK

@@ -7,6 +7,7 @@ written into a ConfigMap. Unknown keys are errors, and errors name the key.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -228,6 +229,69 @@ class SlackSettings(Section):
         return self.signing_secret.get_secret_value() if self.signing_secret else None
 
 
+class TeamSettings(Section):
+    """Where one team's notifications, approval requests and escalations go."""
+
+    channel: str | None = Field(default=None, description="The team's Slack channel id.")
+    approvers: list[str] = Field(
+        default_factory=list, description="User (U…) or user-group (S…) ids of the team."
+    )
+
+
+class RoutingSettings(Section):
+    """Teams are first-class: an alert goes to its owning team, the platform is the fallback."""
+
+    team_label: str = Field(
+        default="team",
+        description="Alert label naming the owning team; else the runbook's owner.",
+    )
+    teams: dict[str, TeamSettings] = Field(
+        default_factory=dict, description="Team name → its channel and approvers."
+    )
+
+
+class ContextSettings(Section):
+    """What the incident records about its target when it opens and after each action."""
+
+    enabled: Literal["auto", "on", "off"] = Field(
+        default="auto", description="auto: whenever the server has a cluster connection."
+    )
+    log_lines: Annotated[int, Field(ge=0, le=500)] = Field(
+        default=20, description="Log lines of the failing container (previous one if restarted)."
+    )
+    events_window: Duration = Field(
+        default=timedelta(minutes=15), description="How far back Kubernetes events are read."
+    )
+    timeout: Annotated[float, Field(gt=0)] = Field(
+        default=2.0, description="Seconds one read may take."
+    )
+    budget: Annotated[float, Field(gt=0)] = Field(
+        default=5.0, description="Seconds a whole capture may delay the remediation, at most."
+    )
+    max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=16384, description="Cap on the text one snapshot stores."
+    )
+    redact: list[str] = Field(
+        default_factory=list,
+        description="Extra regexes whose matches are masked in captured text "
+        "(tokens, passwords and bearer headers are masked always).",
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name → URL template (labels, annotations, start/end times), e.g. Grafana.",
+    )
+
+    @field_validator("redact")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regex: {exc}") from exc
+        return value
+
+
 class WorkerSettings(Section):
     verify_interval: Annotated[float, Field(gt=0)] = Field(
         default=5.0, description="Seconds between looks at a target being verified."
@@ -259,6 +323,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

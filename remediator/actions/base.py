@@ -9,6 +9,7 @@ response), and checks whether the target became healthy.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +53,10 @@ class RenderedTarget:
         return cls(kind, namespace, name)
 
 
+# Delivers a message to a channel (None: the owning team's); returns where it went.
+Say = Callable[[str | None, str], Awaitable[str]]
+
+
 @dataclass(frozen=True)
 class Context:
     """What an action needs to know about the execution it carries out."""
@@ -60,6 +65,7 @@ class Context:
     runbook: str
     now: datetime
     server_dry_run: bool = False  # send mutations with dryRun=All; change nothing
+    say: Say | None = None  # set when a chat integration is configured
 
     @property
     def dry_run(self) -> str | None:

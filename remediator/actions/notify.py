@@ -22,7 +22,9 @@ log = structlog.get_logger(__name__)
 
 class NotifyParams(Params):
     message: str = Field(min_length=1, description="Template; the text to send.")
-    channel: str | None = Field(default=None, description="Channel; the team's by default.")
+    channel: str | None = Field(
+        default=None, description="Slack channel id; the owning team's by default."
+    )
 
 
 class Notify:
@@ -41,9 +43,11 @@ class Notify:
         self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context
     ) -> str:
         assert isinstance(params, NotifyParams)
-        # Recorded in the timeline and the log; Slack delivery comes with the Slack client.
         log.info("notify", target=str(target), channel=params.channel, message=params.message)
-        return f"notified about {target}: {params.message}"
+        if ctx.say is None:  # no chat configured: the timeline and the log are the record
+            return f"notified about {target}: {params.message}"
+        where = await ctx.say(params.channel, f"{target}: {params.message}")
+        return f"notified {where} about {target}: {params.message}"
 
     async def applied(
         self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context

@@ -83,6 +83,15 @@ class ScaleParams(Params):
             raise ValueError("min must not exceed max")
         return self
 
+    @property
+    def direction(self) -> int:
+        """+1 for a relative scale-up, -1 for a scale-down, 0 for an absolute count."""
+        if self.delta is not None:
+            return (self.delta > 0) - (self.delta < 0)
+        if self.factor is not None:
+            return (self.factor > 1) - (self.factor < 1)
+        return 0
+
     def desired(self, current: int) -> tuple[int, str]:
         """The new count for ``current`` replicas, and a note when the bounds cut it."""
         if self.replicas is not None:
@@ -158,6 +167,12 @@ class Scale:
                 raise ActionRefused(
                     f"{target} is already at {current} replicas "
                     f"({self.describe(target, params)}); nothing to change"
+                )
+            if params.direction * (after - current) < 0:
+                # The bounds would turn a scale-up into a scale-down (or the reverse).
+                raise ActionRefused(
+                    f"{target} has {current} replicas, outside {params.min}..{params.max}; "
+                    f"{self.describe(target, params)} would move it the other way, to {after}"
                 )
             if hpa is not None and after == 0:
                 raise ActionRefused(

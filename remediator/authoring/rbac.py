@@ -12,18 +12,19 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from remediator.actions.base import Action, LiveAction
+from remediator.actions.base import Action, LiveAction, PolicyRule
+from remediator.context.capture import RBAC as CONTEXT_RULES
 
 
-def merged_rules(actions: Iterable[Action]) -> list[dict[str, list[str]]]:
+def merged_rules(
+    actions: Iterable[Action], extra: Iterable[PolicyRule] = ()
+) -> list[dict[str, list[str]]]:
+    rules = [r for a in actions if isinstance(a, LiveAction) for r in a.rbac]
     verbs: dict[tuple[str, str], set[str]] = {}
-    for action in actions:
-        if not isinstance(action, LiveAction):
-            continue
-        for rule in action.rbac:
-            for group in rule.api_groups:
-                for resource in rule.resources:
-                    verbs.setdefault((group, resource), set()).update(rule.verbs)
+    for rule in (*rules, *extra):
+        for group in rule.api_groups:
+            for resource in rule.resources:
+                verbs.setdefault((group, resource), set()).update(rule.verbs)
     by_verbs: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for (group, resource), vs in sorted(verbs.items()):
         by_verbs.setdefault((group, tuple(sorted(vs))), []).append(resource)
@@ -33,7 +34,14 @@ def merged_rules(actions: Iterable[Action]) -> list[dict[str, list[str]]]:
     ]
 
 
-def manifest(actions: Iterable[Action], *, kind: str, name: str, namespace: str | None) -> str:
+def manifest(
+    actions: Iterable[Action],
+    *,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    context: bool = False,
+) -> str:
     """A Role (namespaced) or ClusterRole manifest as YAML."""
     metadata: dict[str, Any] = {"name": name}
     if kind == "Role" and namespace:
@@ -42,7 +50,7 @@ def manifest(actions: Iterable[Action], *, kind: str, name: str, namespace: str 
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": kind,
         "metadata": metadata,
-        "rules": merged_rules(actions),
+        "rules": merged_rules(actions, CONTEXT_RULES if context else ()),
     }
     out = io.StringIO()
     yaml = YAML()

@@ -66,6 +66,22 @@ class Kube:
         """A GET or LIST, retried on every transient error within the deadline."""
         return await self._call(what, fn, args, kw, write=False)
 
+    async def peek(
+        self, what: str, seconds: float, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
+    ) -> Any:
+        """One read-only call bounded by ``seconds`` and never retried, for context that
+        must not hold up a remediation. Returns what the client returns (a log is text)."""
+        try:
+            return await fn(*args, _request_timeout=seconds, **kw)
+        except Exception as exc:
+            raise translate(exc, what) from exc
+
+    def plain(self, value: Any) -> Any:
+        """A client model as the JSON the API server sent."""
+        return (
+            value if isinstance(value, dict | str) else self._api.sanitize_for_serialization(value)
+        )
+
     async def write(
         self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
     ) -> JSON:
@@ -103,9 +119,7 @@ class Kube:
         result = await with_retries(
             once, write=write, deadline=self._settings.deadline, sleep=self._sleep
         )
-        if isinstance(result, dict):
-            return result
-        data = self._api.sanitize_for_serialization(result)
+        data = self.plain(result)
         return data if isinstance(data, dict) else {}
 
 

@@ -17,6 +17,7 @@ class Stage(StrEnum):
     APPROVE = "approve"
     EXECUTE = "execute"
     VERIFY = "verify"
+    CONTEXT = "context"
     ESCALATE = "escalate"
     RECORD = "record"
 
@@ -34,6 +35,7 @@ class EventKind(StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     RESOLVED = "resolved"
+    CONTEXT = "context"  # a snapshot of the target: status, pods, logs, events, links
     RECONCILED = "reconciled"  # after a restart: found applied (or not) on the cluster
     VERIFIED = "verified"
     VERIFICATION_FAILED = "verification_failed"

@@ -43,6 +43,7 @@ class IncidentSummary(Out):
     namespace: str
     severity: str
     summary: str
+    team: str = Field(description="The owning team, once a runbook matched.")
     fingerprint: str
     starts_at: datetime
     notifications: int = Field(description="Webhook deliveries of this alert instance.")

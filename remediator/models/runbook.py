@@ -108,6 +108,23 @@ class Verify(Strict):
     )
 
 
+class RunbookContext(Strict):
+    """More or less context than the server's defaults, for this runbook's incidents."""
+
+    enabled: bool = True
+    log_lines: Annotated[int, Field(ge=0, le=500)] | None = Field(
+        default=None, description="Override context.log_lines; 0 reads no logs."
+    )
+    events_window: Duration | None = Field(
+        default=None,
+        description="Override context.events_window.",
+        json_schema_extra={"examples": ["30m"]},
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict, description="Extra name → URL template links."
+    )
+
+
 class TestAlert(Strict):
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -159,6 +176,7 @@ class Runbook(Strict):
     approval: Approval = Field(default_factory=Approval)
     verify: Verify = Field(default_factory=Verify)
     escalate: list[Step] = Field(default_factory=list)
+    context: RunbookContext = Field(default_factory=RunbookContext)
     tests: list[TestCase] = Field(default_factory=list)
 
     @field_validator("name")

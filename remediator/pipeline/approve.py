@@ -22,6 +22,7 @@ from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.models.ids import new_id
 from remediator.pipeline.plan import Plan
+from remediator.pipeline.route import Router
 from remediator.settings import SlackSettings
 from remediator.slack import messages
 from remediator.slack.client import Slack, SlackError
@@ -40,15 +41,21 @@ class Approver:
     slack: Slack | None
     external_url: str
     clock: Callable[[], datetime]
+    router: Router
 
     def incident_url(self, incident_id: str) -> str | None:
         base = self.external_url.rstrip("/")
         return f"{base}/incidents/{incident_id}" if base else None
 
+    def can_ask(self, plan: Plan) -> bool:
+        """Whether anybody is configured to approve this plan."""
+        spec = plan.runbook.spec.approval.approvers
+        return bool(self.router.approvers(plan.team, [*spec.users, *spec.groups]))
+
     async def people(self, plan: Plan) -> list[str]:
         """The user ids who may approve this plan, user groups resolved through Slack."""
         spec = plan.runbook.spec.approval.approvers
-        ids = [*spec.users, *spec.groups] or list(self.settings.approvers)
+        ids = self.router.approvers(plan.team, [*spec.users, *spec.groups])
         users: list[str] = []
         for item in ids:
             if item.startswith("S"):
@@ -74,6 +81,7 @@ class Approver:
             min_approvals=approval.min_approvals,
             expires_at=approval.expires_at,
             reason=approval.reason,
+            context=approval.summary,
             incident_url=self.incident_url(approval.incident_id),
         )
 
@@ -85,6 +93,7 @@ async def request(
     instance: AlertInstance,
     reason: str,
     people: list[str],
+    context: str = "",
 ) -> tuple[NewEvent, Approval | None]:
     """Create the pending approval; the caller posts it to Slack outside the transaction."""
     spec = plan.runbook.spec
@@ -97,12 +106,12 @@ async def request(
             "runbook": spec.name,
             "version": spec.version,
             "target": str(plan.target),
-            "summary": f"{len(plan.steps)} step(s) on {plan.target}",
+            "summary": context,
             "changes": [s.description for s in plan.steps],
             "reason": reason,
             "approvers": people,
             "min_approvals": spec.approval.min_approvals,
-            "channel": spec.approval.channel or approver.settings.channel,
+            "channel": approver.router.channel(plan.team, spec.approval.channel),
             "created_at": now,
             "expires_at": now + spec.approval.ttl,
         },
@@ -185,7 +194,9 @@ async def decide(
             await _record(
                 conn, approval, EventKind.REJECTED, f"rejected by {user} via {via}", now, user
             )
-            return Outcome("rejected", f"rejected by {user}", approval, (user,))
+            return Outcome(
+                "rejected", f"rejected by {user}", await _reread(conn, approval), (user,)
+            )
         await approvals.vote(conn, approval.id, user, "approve", now)
         votes = tuple(await approvals.approved_by(conn, approval.id))
         if len(votes) < approval.min_approvals:
@@ -210,7 +221,8 @@ async def decide(
             user,
         )
         await _enqueue(conn, approval, "approved", now)
-        return Outcome("approved", f"approved by {', '.join(votes)}", approval, votes)
+        settled = await _reread(conn, approval)
+        return Outcome("approved", f"approved by {', '.join(votes)}", settled, votes)
 
 
 async def expire_due(engine: AsyncEngine, now: datetime) -> list[Approval]:
@@ -255,6 +267,14 @@ async def refresh(
         log.warning("approval_update_failed", approval_id=approval.id, error=str(exc))
 
 
+def decided(approval: Approval) -> str:
+    """The line that replaces the buttons once a decision is final."""
+    people = ", ".join(f"<@{u}>" for u in approval.decided_by)
+    if approval.status == "approved":
+        return f":white_check_mark: Approved by {people}; running now."
+    return f":x: Rejected by {people}; nothing will be done."
+
+
 async def reply(approver: Approver, approval: Approval, text: str) -> None:
     """Timeline progress in the thread under the request; best effort."""
     if approver.slack is None or not approval.channel or not approval.message_ts:
@@ -268,6 +288,12 @@ async def reply(approver: Approver, approval: Approval, text: str) -> None:
 def blocked_for_approval(reason: str) -> bool:
     """Whether a refusal can be turned into a request for a person's decision."""
     return reason == BlockReason.CIRCUIT_OPEN
+
+
+async def _reread(conn: AsyncConnection, approval: Approval) -> Approval:
+    found = await approvals.get(conn, approval.id)
+    assert found is not None
+    return found
 
 
 async def _record(

@@ -7,6 +7,7 @@ counts and logs what was committed.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.pipeline import approve, guard
 from remediator.pipeline.approve import Approver
+from remediator.pipeline.context import ContextStage
 from remediator.pipeline.execute import Runtime, execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import Plan, PlannedStep, plan
@@ -42,6 +44,7 @@ class Pipeline:
         recorder: Recorder,
         runtime: Runtime,
         approver: Approver,
+        context: ContextStage,
     ) -> None:
         self._engine = engine
         self._runbooks = runbooks
@@ -51,6 +54,7 @@ class Pipeline:
         self._recorder = recorder
         self._rt = runtime
         self._approver = approver
+        self._context = context
 
     @property
     def _clock(self) -> Callable[[], datetime]:
@@ -92,12 +96,17 @@ class Pipeline:
             return
         found, events = match(self._runbooks(), instance)
         unit.add(instance.incident_id, *events)
+        if found:
+            team = self._approver.router.team(found[0].spec.owner, instance.labels)
+            await timeline.set_team(unit.conn, instance.incident_id, team)
         for runbook in found:
             await self._runbook(unit, runbook, instance)
 
     def _plan(self, unit: WorkUnit, runbook: LoadedRunbook, instance: AlertInstance) -> Plan | None:
         try:
-            return plan(runbook, instance, self._actions)
+            planned = plan(runbook, instance, self._actions)
+            team = self._approver.router.team(runbook.spec.owner, instance.labels)
+            return dataclasses.replace(planned, team=team)
         except PlanError as exc:
             unit.add(
                 instance.incident_id,
@@ -127,8 +136,12 @@ class Pipeline:
                 data=planned.summary(),
             ),
         )
+        recorded = await self._context.snapshot(unit, planned, instance, "incident opened")
+        if recorded is not None:
+            unit.add(instance.incident_id, recorded.event)
         if planned.approval_required and not guard.is_dry_run(planned, self._policy):
-            await self._ask(unit, planned, instance, "the runbook requires approval")
+            context = recorded.summary if recorded else ""
+            await self._ask(unit, planned, instance, "the runbook requires approval", context)
             return
         if not await self._steps(unit, instance, planned, planned.steps):
             await self._escalate(unit, instance, planned)
@@ -162,14 +175,20 @@ class Pipeline:
             if outcome.failed:
                 return False
             if not outcome.ok:
-                if decision.reason == BlockReason.CIRCUIT_OPEN and not approved:
+                breaker = decision.reason == BlockReason.CIRCUIT_OPEN
+                if breaker and not approved and self._approver.can_ask(planned):
                     # When automatic actions are paused, a person may still decide.
                     await self._ask(unit, planned, instance, "the circuit breaker is open")
                 return True
         return True
 
     async def _ask(
-        self, unit: WorkUnit, planned: Plan, instance: AlertInstance, reason: str
+        self,
+        unit: WorkUnit,
+        planned: Plan,
+        instance: AlertInstance,
+        reason: str,
+        context: str = "",
     ) -> None:
         """Request a decision, unless static policy would refuse the steps anyway."""
         incident_id, name = instance.incident_id, planned.runbook.spec.name
@@ -192,7 +211,7 @@ class Pipeline:
             unit.add(incident_id, _blocked(name, BlockReason.APPROVAL_UNAVAILABLE, why))
             return
         event, approval = await approve.request(
-            unit.conn, self._approver, planned, instance, reason, people
+            unit.conn, self._approver, planned, instance, reason, people, context
         )
         unit.add(incident_id, event)
         if approval is None:
@@ -213,6 +232,14 @@ class Pipeline:
         approval = await approvals.get(unit.conn, approval_id)
         if approval is None:
             return
+        if kind == "approved":
+            # Said here, not by the click's handler, so it always comes before the
+            # progress of the run it starts.
+            await unit.pause()
+            await approve.refresh(
+                self._engine, self._approver, approval, result=approve.decided(approval)
+            )
+            await unit.resume()
         incident_id = instance.incident_id
         found = self._runbooks().named(approval.runbook)
         if kind == "approved" and not instance.is_open:
@@ -269,14 +296,19 @@ class Pipeline:
     ) -> bool:
         """One look at an applied execution; True when it must be looked at again."""
         verdict = await verify(unit, self._rt, self._actions, execution_id, instance)
-        if verdict.event is not None and instance is not None:
-            unit.add(instance.incident_id, verdict.event)
-        if verdict.failed and instance is not None:
-            found = self._runbooks().named(verdict.runbook)
-            planned = self._plan(unit, found, instance) if found else None
-            if planned is not None:
-                await self._escalate(unit, instance, planned)
-        return verdict.again
+        if verdict.event is None or instance is None:
+            return verdict.again
+        unit.add(instance.incident_id, verdict.event)
+        found = self._runbooks().named(verdict.runbook)
+        planned = self._plan(unit, found, instance) if found else None
+        if planned is None:
+            return False
+        recorded = await self._context.snapshot(unit, planned, instance, "after verification")
+        if recorded is not None:
+            unit.add(instance.incident_id, recorded.event)
+        if verdict.failed:
+            await self._escalate(unit, instance, planned)
+        return False
 
     async def _escalate(self, unit: WorkUnit, instance: AlertInstance, planned: Plan) -> None:
         if not planned.escalate:

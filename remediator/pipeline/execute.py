@@ -18,7 +18,15 @@ from datetime import datetime, timedelta
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from remediator.actions.base import ActionRefused, Context, LiveAction, Params, RenderedTarget
+from remediator.actions.base import (
+    ActionRefused,
+    Context,
+    LiveAction,
+    Params,
+    RenderedTarget,
+    Say,
+)
+from remediator.errors import RemediatorError
 from remediator.kube import Kube, KubeError
 from remediator.kube.errors import Transient
 from remediator.models.events import BlockReason, EventKind, Stage
@@ -42,6 +50,11 @@ class Runtime:
     verify_interval: timedelta
     server_dry_run: bool = False
     deadline: float = 60.0  # seconds an ambiguous write may be retried
+    messenger: Callable[[Plan], Say] | None = None  # chat delivery for notify
+
+    def context(self, plan: Plan, execution_id: str) -> Context:
+        say = self.messenger(plan) if self.messenger else None
+        return Context(execution_id, plan.runbook.spec.name, self.clock(), say=say)
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ async def execute(
     assert execution_id is not None  # find() above saw no row, and the unit holds the lock
     if decision.dry_run:
         return Outcome(await _simulate(unit, rt, plan, step, uid, data), ok=True)
-    ctx = Context(uid, runbook, rt.clock())
+    ctx = rt.context(plan, uid)
     return await _apply(unit, rt, plan, step, execution_id, ctx, data, incident_id=incident_id)
 
 
@@ -150,7 +163,7 @@ async def _apply(
     try:
         message = await apply_once(action, rt, plan.target, step.params, ctx)
     except Exception as exc:  # an action failing is an outcome to record, not a crash
-        refused = isinstance(exc, ActionRefused | KubeError)
+        refused = isinstance(exc, RemediatorError)  # an expected failure, with a reason
         if not refused:
             log.exception("action_failed", action=action.name)
         await unit.resume()
@@ -220,7 +233,7 @@ async def _reconcile(
     action = step.action
     assert isinstance(action, LiveAction)
     assert existing.uid is not None
-    ctx = Context(existing.uid, runbook, rt.clock())
+    ctx = rt.context(plan, existing.uid)
     await unit.pause()
     try:
         applied = await action.applied(rt.kube, plan.target, step.params, ctx)

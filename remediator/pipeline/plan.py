@@ -40,6 +40,7 @@ class Plan:
     steps: tuple[PlannedStep, ...]
     escalate: tuple[PlannedStep, ...]
     approval_required: bool
+    team: str = ""  # the owning team, set by routing
 
     def summary(self) -> dict[str, Any]:
         return {

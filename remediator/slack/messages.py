@@ -39,6 +39,7 @@ class ApprovalView:
     min_approvals: int
     expires_at: datetime
     reason: str
+    context: str = ""  # one line: the target's state when the incident opened
     incident_url: str | None = None
 
 
@@ -96,6 +97,8 @@ def _facts(view: ApprovalView) -> list[Block]:
         f"Who may approve: {who}{need}",
         f"Expires: {when}",
     ]
+    if view.context:
+        lines.append(f"Context: {view.context}")
     if view.incident_url:
         lines.append(f"<{view.incident_url}|Incident timeline>")
     return [

@@ -79,12 +79,14 @@ incidents = Table(
     Column("summary", Text, nullable=False),
     Column("external_url", Text, nullable=False),
     Column("group_key", Text, nullable=False),
+    Column("team", Text, nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     Index(None, "status", "id"),
     Index(None, "namespace"),
     Index(None, "alertname"),
+    Index(None, "team"),
 )
 
 alerts = Table(

@@ -40,6 +40,7 @@ class IncidentFilter:
     runbook: str | None = None
     namespace: str | None = None
     alertname: str | None = None
+    team: str | None = None
 
 
 async def append(conn: AsyncConnection, new: Sequence[tuple[str, NewEvent]], now: datetime) -> None:
@@ -123,6 +124,8 @@ async def list_incidents(
         conditions.append(incidents.c.namespace == where.namespace)
     if where.alertname:
         conditions.append(incidents.c.alertname == where.alertname)
+    if where.team:
+        conditions.append(incidents.c.team == where.team)
     if where.runbook:
         conditions.append(
             exists().where(
@@ -164,4 +167,13 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> IncidentDetail 
             "events": [TimelineEvent.model_validate(e, from_attributes=True) for e in timeline],
             "executions": [Execution.model_validate(x, from_attributes=True) for x in runs],
         }
+    )
+
+
+async def set_team(conn: AsyncConnection, incident_id: str, team: str) -> None:
+    """Record the owning team the first time a runbook matches (routing and filters)."""
+    await conn.execute(
+        update(incidents)
+        .where(incidents.c.id == incident_id, incidents.c.team == "")
+        .values(team=team)
     )

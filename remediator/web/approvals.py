@@ -15,7 +15,6 @@ from remediator.models.ids import ID_PATTERN
 from remediator.pipeline import approve
 from remediator.store import approvals
 from remediator.web.errors import error
-from remediator.web.slack import result_line
 
 STATUS = {
     "approved": 200,
@@ -53,9 +52,9 @@ async def decide(request: web.Request) -> web.Response:
     app = request.app
     outcome = await approve.decide(app[ENGINE], approval_id, body.by, decision, "api", app[CLOCK]())
     app[METRICS].approvals.labels(outcome.kind).inc()
-    if outcome.approval is not None and outcome.kind in ("approved", "rejected"):
+    if outcome.approval is not None and outcome.kind == "rejected":
         await approve.refresh(
-            app[ENGINE], app[APPROVER], outcome.approval, result=result_line(outcome)
+            app[ENGINE], app[APPROVER], outcome.approval, result=approve.decided(outcome.approval)
         )
     elif outcome.approval is not None and outcome.kind == "recorded":
         await approve.refresh(app[ENGINE], app[APPROVER], outcome.approval, votes=outcome.votes)

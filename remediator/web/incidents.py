@@ -15,7 +15,7 @@ from remediator.web.errors import error
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-FILTERS = ("status", "runbook", "namespace", "alertname")
+FILTERS = ("status", "runbook", "namespace", "alertname", "team")
 _DIGITS = re.compile(r"[0-9]{1,4}")
 
 

@@ -98,6 +98,7 @@ def document() -> dict[str, Any]:
                         _query("runbook", "Matched runbook name", {"type": "string"}),
                         _query("namespace", "Alert namespace label", {"type": "string"}),
                         _query("alertname", "Alert name", {"type": "string"}),
+                        _query("team", "Owning team", {"type": "string"}),
                         _query(
                             "limit",
                             "Page size",

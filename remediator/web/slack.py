@@ -69,11 +69,11 @@ async def _decide(
         outcome = await approve.decide(engine, approval_id, user, decision, "slack", app[CLOCK]())
         app[METRICS].approvals.labels(outcome.kind).inc()
         approval = outcome.approval
-        if outcome.kind in ("approved", "rejected") and approval is not None:
-            await approve.refresh(engine, approver, approval, result=result_line(outcome))
+        if outcome.kind == "rejected" and approval is not None:
+            await approve.refresh(engine, approver, approval, result=approve.decided(approval))
         elif outcome.kind == "recorded" and approval is not None:
             await approve.refresh(engine, approver, approval, votes=outcome.votes)
-        elif approver.slack is not None:
+        elif approver.slack is not None and outcome.kind != "approved":
             text = (
                 "You are not an approver for this request."
                 if outcome.kind == "not_approver"
@@ -82,10 +82,3 @@ async def _decide(
             await approver.slack.ephemeral(channel, user, text)
     except Exception:  # a click must never take the server down; the log says why
         log.exception("slack_decision_failed", approval_id=approval_id, user=user)
-
-
-def result_line(outcome: approve.Outcome) -> str:
-    people = ", ".join(f"<@{u}>" for u in outcome.votes)
-    if outcome.kind == "approved":
-        return f":white_check_mark: Approved by {people}; running now."
-    return f":x: Rejected by {people}; nothing will be done."

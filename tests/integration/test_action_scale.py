@@ -543,3 +543,14 @@ async def test_verify_rollout_with_the_fake_controller(fake: FakeKube, kube: Kub
 async def test_without_a_cluster_the_action_refuses() -> None:
     with pytest.raises(ActionRefused, match="no cluster connection"):
         await action.apply(None, WEB, params(replicas=5), CTX)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "amount"),
+    [(60, {"factor": 1.5}), (60, {"delta": 2}), (1, {"delta": -1, "min": 2})],
+)
+async def test_bounds_never_turn_a_scale_up_into_a_scale_down(fake_kube, kube, replicas, amount):
+    fake_kube.add(objects.deployment("web", "prod", replicas=replicas))
+    with pytest.raises(ActionRefused, match="would move it the other way"):
+        await action.apply(kube, WEB, params(**{"max": 50, **amount}), CTX)
+    assert fake_kube.mutations() == []

@@ -142,7 +142,12 @@ async def test_approve_runs_the_runbook_and_reports_in_slack(make, fake_slack, f
     result = await click(client, fake_slack, ts, "approve", "U2")
     assert (result.status, result.elapsed < 3) == (200, True)
     d = await until_kind(client, "verified")
-    assert kinds(d)[-4:] == ["approval_requested", "approved", "executed", "verified"]
+    assert kinds(d)[kinds(d).index("approval_requested") :][:4] == [
+        "approval_requested",
+        "approved",
+        "executed",
+        "verified",
+    ]
     assert len(fake_kube.mutations("PATCH")) == 1
     message = await fake_slack.wait_for(
         lambda: (
@@ -152,7 +157,9 @@ async def test_approve_runs_the_runbook_and_reports_in_slack(make, fake_slack, f
             and m
         )
     )
-    assert "Approved by" in str(fake_slack.calls("chat.update")[0].params["blocks"])
+    updates = [str(c.params["blocks"]) for c in fake_slack.calls("chat.update")]
+    assert "Approved by <@U2>" in updates[0]  # always before the run's own progress
+    assert "verified" in updates[-1]
     assert "verified" in str(message.blocks)
     replies = [r.text for r in fake_slack.thread(CHANNEL, ts)]
     assert any(r.startswith("executed:") for r in replies)
@@ -262,8 +269,11 @@ async def test_unanswered_request_expires_and_escalates(make, fake_slack, fake_k
     d = await until_kind(client, "approval_expired")
     d = await eventually(lambda: _escalated(client))
     assert d["events"][-1]["message"] == (
-        "notified about Deployment prod/web: nobody approved the restart of web"
+        "notified C123 about Deployment prod/web: nobody approved the restart of web"
     )
+    assert "Deployment prod/web: nobody approved the restart of web" in [
+        m.text for m in fake_slack.messages[CHANNEL]
+    ]
     await fake_slack.wait_for(lambda: "Expired" in str(fake_slack.message(CHANNEL, ts).blocks))
     payload = block_action_payload(user_id="U1", action_id="approve", value=approval_id)
     body, headers = signed_request(payload, fake_slack.signing_secret)  # a click too late

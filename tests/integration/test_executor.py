@@ -70,6 +70,21 @@ async def settled(client, last: set[str], count: int = 1) -> list[dict[str, Any]
     return await eventually(probe, timeout=15)
 
 
+async def settled_after(client, kind: str) -> list[dict[str, Any]]:
+    """Details once the snapshot taken after ``kind`` is there too."""
+
+    async def probe():
+        [detail] = await settled(client, {kind})
+        seen = kinds(detail)
+        return [detail] if seen[-1] == "context" and kind in seen else None
+
+    return await eventually(probe)
+
+
+def event(detail: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(e for e in detail["events"] if e["kind"] == kind)
+
+
 def kinds(detail: dict[str, Any]) -> list[str]:
     return [e["kind"] for e in detail["events"]]
 
@@ -82,9 +97,18 @@ def restarts(fake) -> int:
 async def test_restart_is_applied_once_then_verified(aiohttp_client, settings, cluster):
     client = await aiohttp_client(create_app(live(settings, cluster)))
     await post(client, alert())
-    [detail] = await settled(client, {"verified", "verification_failed"})
-    assert kinds(detail) == ["received", "matched", "planned", "executed", "verified"]
-    assert detail["events"][3]["message"].startswith("restarted Deployment prod/web")
+    await settled(client, {"verified", "verification_failed"})
+    [detail] = await settled_after(client, "verified")
+    assert kinds(detail) == [
+        "received",
+        "matched",
+        "planned",
+        "context",
+        "executed",
+        "verified",
+        "context",
+    ]
+    assert event(detail, "executed")["message"].startswith("restarted Deployment prod/web")
     assert [(m.method, m.path) for m in cluster.mutations()] == [
         ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web")
     ]
@@ -141,9 +165,10 @@ async def test_verification_failure_escalates(aiohttp_client, settings, cluster)
         return d if kinds(d)[-1] == "executed" and "verification_failed" in kinds(d) else None
 
     done = await eventually(escalated, timeout=15)
-    tail = [(e["stage"], e["kind"]) for e in done["events"]][-3:]
+    tail = [(e["stage"], e["kind"]) for e in done["events"]][-4:]
     assert tail == [
         ("verify", "verification_failed"),
+        ("context", "context"),  # what the target looks like now, for the escalation
         ("escalate", "planned"),
         ("execute", "executed"),
     ]
@@ -169,7 +194,7 @@ async def test_a_lost_response_is_checked_not_resent(aiohttp_client, settings, c
     client = await aiohttp_client(create_app(live(settings, cluster)))
     await post(client, alert())
     [detail] = await settled(client, {"verified", "failed"})
-    assert "its answer was lost" in detail["events"][3]["message"]
+    assert "its answer was lost" in event(detail, "executed")["message"]
     assert len(cluster.mutations()) == 1
     assert restarts(cluster) == 1
 

@@ -298,7 +298,7 @@ async def test_openapi_document_is_valid(client):
     assert set(doc["paths"]["/api/v1/alerts"]) == {"post"}
     assert set(doc["paths"]["/api/v1/incidents"]) == {"get"}
     params = {p["name"] for p in doc["paths"]["/api/v1/incidents"]["get"]["parameters"]}
-    assert params == {"status", "runbook", "namespace", "alertname", "limit", "cursor"}
+    assert params == {"status", "runbook", "namespace", "alertname", "team", "limit", "cursor"}
 
 
 async def test_responses_validate_against_the_document(client):

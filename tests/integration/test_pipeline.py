@@ -15,8 +15,10 @@ from remediator.models.alert import Notification
 from remediator.observability.metrics import Metrics
 from remediator.pipeline.approve import Approver
 from remediator.pipeline.build import Pipeline
+from remediator.pipeline.context import ContextStage
 from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
+from remediator.pipeline.route import Router
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import GuardSettings, KindPolicy, KubeSettings, NamespacePolicy, Settings
 from remediator.store import jobs
@@ -194,14 +196,14 @@ async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runboo
     client = await aiohttp_client(create_app(live))
     await post(client, alert({"alertname": "DiskFull", "namespace": "db", "pvc": "data-0"}))
     full = await timeline_of(client)
-    assert kinds(full) == ["received", "matched", "planned", "executed"]
+    assert kinds(full) == ["received", "matched", "planned", "context", "executed"]
     assert (
         full["events"][-1]["message"]
         == "notified about PersistentVolumeClaim db/data-0: data-0 is full"
     )
     [execution] = full["executions"]
     assert (execution["dry_run"], execution["status"]) == (False, "done")
-    assert fake_kube.requests == []
+    assert fake_kube.mutations() == []  # context capture reads; notify changes nothing
 
 
 async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
@@ -263,9 +265,10 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     assert await registry.load()
     recorder = Recorder(metrics)
     runtime = Runtime(kube=None, clock=_clock, verify_interval=timedelta(seconds=1))
-    approver = Approver(settings.slack, None, "", _clock)
+    approver = Approver(settings.slack, None, "", _clock, Router(settings.routing, settings.slack))
+    context = ContextStage(None, settings.context, _clock)
     pipeline = Pipeline(
-        engine, registry, builtin_actions(), settings.guards, recorder, runtime, approver
+        engine, registry, builtin_actions(), settings.guards, recorder, runtime, approver, context
     )
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
     await pipeline.process([job])

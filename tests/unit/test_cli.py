@@ -127,7 +127,7 @@ def test_test_shipped_runbooks(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == cases + 1
     assert all(line.startswith("PASS ") for line in lines[:-1])
     assert (
-        "PASS crashloop-restart.yaml crashloop-restart@1: a label that smuggles a path is refused"
+        "PASS crashloop-restart.yaml crashloop-restart@2: a label that smuggles a path is refused"
     ) in lines
     assert err == ""
 
@@ -679,3 +679,29 @@ def test_rbac_for_every_action_merges_verbs_per_resource(
 def test_rbac_role_needs_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rbac", "--all", "--kind", "Role"]) == 2
     assert "--namespace" in capsys.readouterr().err
+
+
+def test_rbac_adds_context_reads_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "r.yaml").write_text(
+        "name: r\nversion: 1\nowner: t\nmatch: ['alertname=\"A\"']\n"
+        "target: {kind: Deployment, namespace: prod, name: web}\n"
+        "steps: [{action: restart}]\n"
+    )
+    _, plain = _rbac(capsys, "--runbooks", str(tmp_path))
+    _, with_context = _rbac(capsys, "--runbooks", str(tmp_path), "--context")
+
+    def pairs(doc: Any) -> set[tuple[str, str, str]]:
+        return {
+            (g, r, v)
+            for rule in doc["rules"]
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for v in rule["verbs"]
+        }
+
+    added = pairs(with_context) - pairs(plain)
+    assert {("", "pods/log", "get"), ("", "events", "list"), ("", "pods", "list")} <= added
+    assert not any(r == "pods/log" or r == "events" for _, r, _ in pairs(plain))
+    assert not any("secrets" in r for _, r, _ in pairs(with_context))

@@ -1,0 +1,280 @@
+"""The incident explains itself: a snapshot of the target when it opens and after the
+action's verification, with secrets masked, bounded in time, and routed to its team."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from remediator.app import create_app
+from remediator.settings import (
+    ContextSettings,
+    KubeSettings,
+    RoutingSettings,
+    Settings,
+    SlackSettings,
+    TeamSettings,
+)
+from tests.conftest import AUTH, eventually
+from tests.fakes.kube import objects
+from tests.payloads import alert, crashloop_labels, notification
+
+RUNBOOK = """\
+name: crashloop
+version: 1
+owner: web-team
+match: ['alertname="KubePodCrashLooping"']
+target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: "{{ labels.deployment }}"}
+steps:
+  - action: restart
+  - action: notify
+    params: {message: "restarted {{ labels.deployment }}"}
+verify: {timeout: 5s}
+"""
+SECRET_LINES = [
+    "starting web 1.4.2",
+    "connecting to postgres://app:hunter2@db:5432/shop",
+    "GET /api with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "config: api_key=sk_live_123456 region=eu",
+    "fatal: out of memory",
+]
+
+
+def live(settings: Settings, fake_kube, **context: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "guards": settings.guards.model_copy(update={"dry_run": False}),
+            "kube": KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig),
+            "worker": settings.worker.model_copy(update={"verify_interval": 0.05}),
+            "context": ContextSettings(
+                links={
+                    "grafana": "https://grafana/d/x?var-ns={{ labels.namespace | urlencode }}"
+                    "&from={{ from_ms }}&to={{ to_ms }}"
+                },
+                **context,
+            ),
+        }
+    )
+
+
+def seed(fake_kube) -> None:
+    now = datetime.now(UTC)
+    deployment = objects.deployment("web", "prod", replicas=2)
+    fake_kube.add(deployment)
+    fake_kube.add(
+        objects.pod(
+            "web-7f9-abcde",
+            "prod",
+            labels={"app": "web"},
+            restarts=7,
+            waiting_reason="CrashLoopBackOff",
+            ready=False,
+            last_terminated_reason="OOMKilled",
+            limits={"memory": "256Mi"},
+        )
+    )
+    fake_kube.add(objects.pod("web-7f9-fghij", "prod", labels={"app": "web"}))
+    fake_kube.add(objects.pod("other-1", "prod", labels={"app": "other"}))
+    fake_kube.set_logs("prod", "web-7f9-abcde", SECRET_LINES, previous=True)
+    pod = {"kind": "Pod", "name": "web-7f9-abcde", "namespace": "prod"}
+    fake_kube.add(
+        objects.event(
+            "web-7f9-abcde",
+            "prod",
+            involved=pod,
+            reason="BackOff",
+            type="Warning",
+            message="Back-off restarting failed container",
+            count=12,
+            last_timestamp=now - timedelta(minutes=1),
+        )
+    )
+    fake_kube.add(
+        objects.event(
+            "web-old",
+            "prod",
+            involved=pod,
+            reason="Pulled",
+            message="long ago",
+            last_timestamp=now - timedelta(hours=3),
+        )
+    )
+    fake_kube.add(
+        objects.event(
+            "other-1",
+            "prod",
+            involved={"kind": "Pod", "name": "other-1"},
+            reason="Killing",
+            message="not ours",
+            last_timestamp=now - timedelta(minutes=2),
+        )
+    )
+
+
+@pytest.fixture
+async def start(aiohttp_client, settings, fake_kube, runbook_dir):
+    (runbook_dir / "crashloop.yaml").write_text(RUNBOOK)
+    seed(fake_kube)
+
+    async def factory(configured: Settings):
+        return await aiohttp_client(create_app(configured))
+
+    return factory
+
+
+async def incident(client, *, after: str = "verified") -> dict[str, Any]:
+    async def probe():
+        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if not items:
+            return None
+        d = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
+        kinds = [e["kind"] for e in d["events"]]
+        return d if after in kinds and kinds[-1] == "context" else None
+
+    return await eventually(probe, timeout=15)
+
+
+def contexts(d: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in d["events"] if e["kind"] == "context"]
+
+
+async def test_snapshot_holds_what_the_cluster_holds(start, settings, fake_kube):
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    d = await incident(client)
+    opened, after = contexts(d)
+    data = opened["data"]
+    assert data["trigger"] == "incident opened"
+    assert after["data"]["trigger"] == "after verification"
+    assert (data["workload"]["kind"], data["workload"]["desired"]) == ("Deployment", 2)
+    worst = data["pods"][0]
+    assert (worst["name"], worst["ready"], worst["restarts"]) == ("web-7f9-abcde", False, 7)
+    [container] = worst["containers"]
+    assert container["state"] == "waiting: CrashLoopBackOff"
+    assert container["last_termination"]["reason"] == "OOMKilled"
+    assert {p["name"] for p in data["pods"]} == {"web-7f9-abcde", "web-7f9-fghij"}
+    assert (data["logs"]["pod"], data["logs"]["previous"]) == ("web-7f9-abcde", True)
+    assert data["logs"]["lines"][0] == "starting web 1.4.2"
+    assert [(e["reason"], e["count"]) for e in data["events"]] == [("BackOff", 12)]
+    assert data["failures"] == []
+    assert opened["message"].startswith("Deployment prod/web: ")
+    assert "OOMKilled (exit 137)" in opened["message"]
+    assert "BackOff (x12)" in opened["message"]
+    links = data["links"]
+    assert links["prometheus"] == "http://prometheus:9090/graph?g0.expr=up"
+    assert links["silence"].startswith("http://alertmanager:9093/#/silences/new?filter=%7B")
+    assert "alertname%3D%22KubePodCrashLooping%22" in links["alertmanager"]
+    assert links["grafana"].startswith("https://grafana/d/x?var-ns=prod&from=")
+    log = fake_kube.requests[
+        [r.path for r in fake_kube.requests].index("/api/v1/namespaces/prod/pods/web-7f9-abcde/log")
+    ]
+    assert (log.query["previous"], log.query["tailLines"]) == ("True", "20")
+
+
+async def test_secrets_in_logs_never_reach_the_timeline(start, settings, fake_kube):
+    client = await start(live(settings, fake_kube, redact=[r"region=\w+"]))
+    await post(client, alert())
+    d = await incident(client)
+    text = str(d)
+    for secret in ("hunter2", "eyJhbGciOiJIUzI1NiJ9", "sk_live_123456", "region=eu"):
+        assert secret not in text
+    lines = contexts(d)[0]["data"]["logs"]["lines"]
+    assert lines[1] == "connecting to postgres://app:[REDACTED]@db:5432/shop"
+    assert lines[2] == "GET /api with Authorization: [REDACTED]"
+    assert lines[3] == "config: api_key=[REDACTED] [REDACTED]"
+
+
+async def test_a_slow_log_endpoint_is_a_recorded_failure_within_the_bound(
+    start, settings, fake_kube
+):
+    fake_kube.set_latency(10, path_contains="/log")
+    client = await start(live(settings, fake_kube, timeout=0.3, budget=1.0))
+    await post(client, alert())
+    d = await incident(client)
+    failures = contexts(d)[0]["data"]["failures"]
+    assert len(failures) == 1
+    assert failures[0].startswith("logs of web-7f9-abcde/app (previous): ")
+    assert "timeout" in failures[0].lower()
+    assert contexts(d)[0]["data"]["events"]  # the rest was still read
+    at = {e["kind"]: datetime.fromisoformat(e["at"]) for e in reversed(d["events"])}
+    assert at["executed"] - at["received"] < timedelta(seconds=2.5)
+
+
+async def test_a_capture_budget_cuts_a_slow_cluster_short(start, settings, fake_kube):
+    fake_kube.set_latency(0.4, path_contains="/api/v1/")
+    client = await start(live(settings, fake_kube, timeout=1.0, budget=0.6))
+    await post(client, alert())
+    d = await incident(client)
+    failures = contexts(d)[0]["data"]["failures"]
+    assert "capture stopped at its 0.6s budget" in failures
+
+
+async def test_a_failing_log_endpoint_does_not_fail_the_incident(start, settings, fake_kube):
+    fake_kube.fail_next(1, status=500, path_contains="/log")
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    d = await incident(client)
+    [failure] = contexts(d)[0]["data"]["failures"]
+    assert "500" in failure
+    assert "executed" in [e["kind"] for e in d["events"]]
+
+
+async def post(client, *alerts) -> None:
+    resp = await client.post("/api/v1/alerts", json=notification(*alerts), headers=AUTH)
+    assert resp.status == 200
+
+
+def routed(settings: Settings, fake_kube, fake_slack) -> Settings:
+    return live(settings, fake_kube).model_copy(
+        update={
+            "slack": SlackSettings(
+                bot_token=fake_slack.bot_token,
+                signing_secret=fake_slack.signing_secret,
+                channel="CPLATFORM",
+                base_url=fake_slack.api_url,
+            ),
+            "routing": RoutingSettings(
+                teams={
+                    "web-team": TeamSettings(channel="CWEB"),
+                    "db-team": TeamSettings(channel="CDB"),
+                }
+            ),
+        }
+    )
+
+
+async def test_notifications_go_to_the_owning_team(start, settings, fake_kube, fake_slack):
+    client = await start(routed(settings, fake_kube, fake_slack))
+    await post(client, alert())
+    d = await incident(client)
+    assert d["team"] == "web-team"
+    [message] = await fake_slack.wait_for(lambda: fake_slack.messages.get("CWEB"))
+    assert message.text == "Deployment prod/web: restarted web"
+    assert "CPLATFORM" not in fake_slack.messages
+    page = await (await client.get("/api/v1/incidents?team=web-team", headers=AUTH)).json()
+    assert [i["id"] for i in page["items"]] == [d["id"]]
+    none = await (await client.get("/api/v1/incidents?team=db-team", headers=AUTH)).json()
+    assert none["items"] == []
+
+
+async def test_the_alerts_team_label_wins_when_it_names_a_team(
+    start, settings, fake_kube, fake_slack
+):
+    client = await start(routed(settings, fake_kube, fake_slack))
+    await post(client, alert(crashloop_labels(team="db-team")))
+    d = await incident(client)
+    assert d["team"] == "db-team"
+    await fake_slack.wait_for(lambda: fake_slack.messages.get("CDB"))
+    assert "CWEB" not in fake_slack.messages
+
+
+async def test_an_unknown_team_falls_back_to_the_platform_channel(
+    start, settings, fake_kube, fake_slack, runbook_dir
+):
+    (runbook_dir / "crashloop.yaml").write_text(RUNBOOK.replace("web-team", "search-team"))
+    client = await start(routed(settings, fake_kube, fake_slack))
+    await post(client, alert())
+    await incident(client)
+    await fake_slack.wait_for(lambda: fake_slack.messages.get("CPLATFORM"))
