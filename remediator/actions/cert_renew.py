@@ -93,6 +93,13 @@ class CertRenew:
         async def renew() -> JSON:
             crt = await _read(k, target)
             issuing = _condition(crt, ISSUING, "True")
+            mine = crt.get("metadata", {}).get("annotations", {}).get(EXECUTION_ANNOTATION)
+            if issuing is not None and issuing.get("reason") == REASON and mine == ctx.execution_id:
+                # Our own earlier write whose answer was lost (a resent PUT then sees 409):
+                # it is applied, not a reason to refuse.
+                recorded = _int(crt["metadata"]["annotations"].get(RENEW_FROM_REVISION))
+                start.setdefault("revision", _revision(crt) if recorded is None else recorded)
+                return crt
             if issuing is not None:
                 raise ActionRefused(
                     f"{target} is already being issued (condition Issuing=True, reason "

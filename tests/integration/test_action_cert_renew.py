@@ -248,3 +248,19 @@ def test_cert_renew_is_a_live_action_with_minimal_rbac():
         (("cert-manager.io",), ("certificates",), ("get", "patch")),
         (("cert-manager.io",), ("certificates/status",), ("update",)),
     }
+
+
+async def test_a_lost_status_answer_is_recognised_not_refused(fake_kube, kube):
+    # The PUT lands but its answer is lost; aiohttp resends it, the stale resourceVersion
+    # gets 409, and the re-read finds this execution's own Issuing condition.
+    fake_kube.controllers_enabled = False
+    fake_kube.add(objects.certificate("web", "prod", revision=3))
+    fake_kube.drop_next(1, method="PUT", apply_then_drop=True)
+    outcome = await CertRenew().apply(kube, TARGET, PARAMS, CTX)
+    assert "issues a revision after 3" in outcome
+    assert [(r.method, r.response_status) for r in fake_kube.requests][-2:] == [
+        ("PUT", 409),
+        ("GET", 200),
+    ]
+    assert conditions(stored(fake_kube))["Issuing"] == ISSUING
+    assert await CertRenew().applied(kube, TARGET, PARAMS, CTX)

@@ -186,7 +186,7 @@ async def test_resolved_alert_counts_as_healed(aiohttp_client, settings, cluster
     await settled(client, {"executed"})
     await post(client, alert(status="resolved", ends_at="2025-05-01T10:05:00Z"))
     [detail] = await settled(client, {"verified"})
-    assert detail["events"][-1]["message"].endswith("Alertmanager resolved the alert")
+    assert event(detail, "verified")["message"].endswith("Alertmanager resolved the alert")
 
 
 async def test_a_lost_response_is_checked_not_resent(aiohttp_client, settings, cluster):
