@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from remediator import cli
 from remediator.actions.registry import builtin_actions
 from remediator.authoring.rbac import merged_rules
+from remediator.context.capture import RBAC as CONTEXT_RULES
 from remediator.observability.metrics import Metrics
 from remediator.runbooks.loader import load_dir
 from remediator.settings import Settings
@@ -211,7 +212,8 @@ def test_every_manifest_is_valid_kubernetes(rendered: Rendered) -> None:
 def test_default_rbac_equals_remediator_rbac(
     chart: helm_python.Chart, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["rbac", "--all"]) == 0
+    # Context capture is on by default in a cluster, so its reads are in the defaults.
+    assert cli.main(["rbac", "--all", "--context"]) == 0
     expected = _yaml.load(capsys.readouterr().out)
     role = render(chart, DEFAULTS).one("ClusterRole")
     assert role["rules"] == expected["rules"]
@@ -225,7 +227,7 @@ def test_rbac_for_the_shipped_runbooks_equals_remediator_rbac(
     used = sorted({s.action for r in runbooks.runbooks for s in (*r.spec.steps, *r.spec.escalate)})
     assert cli.main(["rbac", "--runbooks", str(CHART / "files" / "runbooks")]) == 0
     expected = _yaml.load(capsys.readouterr().out)
-    role = render(chart, {"rbac": {"actions": used}}).one("ClusterRole")
+    role = render(chart, {"rbac": {"actions": used, "context": False}}).one("ClusterRole")
     assert role["rules"] == expected["rules"]
 
 
@@ -235,15 +237,20 @@ def test_rbac_merges_any_set_of_actions_as_remediator_does(chart: helm_python.Ch
     # None, each alone, all but each, all: every pair of actions meets in some set.
     for size in (0, 1, len(names) - 1, len(names)):
         for chosen in combinations(names, size):
-            rules = render(chart, {"rbac": {"actions": list(chosen)}}).one("ClusterRole")["rules"]
+            values = {"rbac": {"actions": list(chosen), "context": False}}
+            rules = render(chart, values).one("ClusterRole")["rules"]
             assert rules == merged_rules(actions[n] for n in chosen), chosen
+    with_context = render(chart, {"rbac": {"actions": ["notify"]}}).one("ClusterRole")["rules"]
+    assert with_context == merged_rules([actions["notify"]], CONTEXT_RULES)
 
 
 def test_namespaced_rbac_is_a_role_per_namespace(chart: helm_python.Chart) -> None:
     out = render(chart, EVERYTHING)
     assert out.all("ClusterRole") == []
     assert out.all("ClusterRoleBinding") == []
-    expected = merged_rules(builtin_actions()[n] for n in EVERYTHING["rbac"]["actions"])
+    expected = merged_rules(
+        (builtin_actions()[n] for n in EVERYTHING["rbac"]["actions"]), CONTEXT_RULES
+    )
     roles = out.all("Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["prod-web", "staging"]
     for role in roles:

@@ -122,24 +122,30 @@ remediator.yaml: the user's config with the keys the chart owns.
 {{- end }}
 
 {{/*
-The ClusterRole/Role rules for the actions in rbac.actions, merged the way
+The ClusterRole/Role rules for the actions in rbac.actions (and, with rbac.context, the
+reads of context capture), merged the way
 `remediator rbac` merges them: verbs united per (apiGroup, resource), then resources
 with the same verbs grouped, everything sorted. files/rbac-actions.yaml holds each
 action's own rules (regenerate it with `python -m tests.chart.sync`).
 */}}
 {{- define "remediator.rbacRules" -}}
 {{- $catalog := .Files.Get "files/rbac-actions.yaml" | fromYaml }}
-{{- $verbs := dict }}
+{{- $rules := list }}
 {{- range $action := .Values.rbac.actions }}
 {{- if not (hasKey $catalog $action) }}
 {{- fail (printf "rbac.actions: unknown action %q (known: %s)" $action (keys $catalog | sortAlpha | join ", ")) }}
 {{- end }}
-{{- range $rule := get $catalog $action }}
+{{- $rules = concat $rules (get $catalog $action) }}
+{{- end }}
+{{- if .Values.rbac.context }}
+{{- $rules = concat $rules (.Files.Get "files/rbac-context.yaml" | fromYaml).rules }}
+{{- end }}
+{{- $verbs := dict }}
+{{- range $rule := $rules }}
 {{- range $group := $rule.apiGroups }}
 {{- range $resource := $rule.resources }}
 {{- $key := printf "%s %s" $group $resource }}
 {{- $_ := set $verbs $key (concat (get $verbs $key | default (list)) $rule.verbs | uniq | sortAlpha) }}
-{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -149,7 +155,7 @@ action's own rules (regenerate it with `python -m tests.chart.sync`).
 {{- $vkey := printf "%s %s" (index $parts 0) (get $verbs $key | join ",") }}
 {{- $_ := set $byVerbs $vkey (append (get $byVerbs $vkey | default (list)) (index $parts 1)) }}
 {{- end }}
-{{- $rules := list }}
+{{- $rules = list }}
 {{- range $vkey := keys $byVerbs | sortAlpha }}
 {{- $parts := splitList " " $vkey }}
 {{- $rules = append $rules (dict "apiGroups" (list (index $parts 0)) "resources" (get $byVerbs $vkey) "verbs" (splitList "," (index $parts 1))) }}
