@@ -44,10 +44,10 @@ from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
 from remediator.slack.client import Slack, SlackError
-from remediator.store import jobs
-from remediator.store.db import create_engine, migrate
+from remediator.store import jobs, retention
+from remediator.store.db import claim_sqlite, create_engine, migrate
 from remediator.store.ingest import IngestWriter
-from remediator.web import alertmanager, approvals, health, incidents, openapi, slack
+from remediator.web import alertmanager, approvals, health, incidents, openapi, pages, slack
 from remediator.web.auth import Credentials
 from remediator.web.background import Background
 from remediator.web.middlewares import observe, require_auth
@@ -97,10 +97,12 @@ def create_app(
         settings.runbooks.dir, actions or builtin_actions(), app[METRICS]
     )
     app[BACKGROUND] = Background()
-    app.cleanup_ctx.extend([_store, _runbooks, _slack, _processing, _expiry])
+    app.cleanup_ctx.extend([_store, _runbooks, _slack, _processing, _expiry, _retention])
     app.router.add_post("/api/v1/alerts", alertmanager.receive)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", incidents.get_incident)
+    app.router.add_get("/incidents", pages.incident_list)
+    app.router.add_get("/incidents/{incident_id}", pages.incident_detail)
     app.router.add_get("/api/v1/approvals/{approval_id}", approvals.get_approval)
     app.router.add_post(
         "/api/v1/approvals/{approval_id}/{decision:approve|reject}", approvals.decide
@@ -115,6 +117,7 @@ def create_app(
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     store = app[SETTINGS].store
+    lock = claim_sqlite(store.url)
     engine = create_engine(store.url, sqlite_synchronous=store.sqlite_synchronous)
     await migrate(engine)
     if engine.dialect.name == "sqlite":
@@ -125,6 +128,8 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[ENGINE] = engine
     yield
     await engine.dispose()
+    if lock is not None:
+        lock.close()
 
 
 async def _runbooks(app: web.Application) -> AsyncIterator[None]:
@@ -175,6 +180,42 @@ async def _expiry(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    """Purge resolved incidents older than ``retention.max_age``, every ``interval``."""
+    engine, metrics, runbooks = app[ENGINE], app[METRICS], app[RUNBOOKS]
+    settings = app[SETTINGS]
+    keep = settings.retention
+
+    def horizon() -> timedelta:
+        # The guards count past executions: keep every incident a guard window still sees.
+        windows = [keep.max_age, settings.guards.breaker.window]
+        for runbook in runbooks().runbooks:
+            guards = runbook.spec.guards
+            limits = (guards.max_runs, guards.max_runs_per_namespace)
+            windows += [guards.cooldown, *(limit.window for limit in limits if limit)]
+        return max(windows)
+
+    async def sweep() -> None:
+        while True:
+            try:
+                if runbooks.loaded:  # until then the guard windows are unknown
+                    cutoff = app[CLOCK]() - horizon()
+                    purged = await retention.purge(engine, cutoff, keep.batch)
+                    if purged:
+                        metrics.incidents_purged.inc(purged)
+                        log.info("incidents_purged", count=purged, cutoff=cutoff.isoformat())
+            except Exception:  # the store may be down for a moment; try again next time
+                log.exception("retention_failed")
+            await asyncio.sleep(keep.interval)
+
+    task = asyncio.create_task(sweep(), name="retention") if keep.enabled else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _messenger(approver: Approver) -> Callable[[Plan], Say]:

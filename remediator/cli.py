@@ -7,25 +7,33 @@ import asyncio
 import hashlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 from pydantic import ValidationError
+from rich.console import Console
 
 from remediator.actions.registry import builtin_actions
 from remediator.authoring.coverage import check_coverage
 from remediator.authoring.explain import explain
+from remediator.authoring.incidents_view import incident_detail, incident_list
 from remediator.authoring.rbac import manifest
 from remediator.authoring.schema import runbook_schema_text
 from remediator.authoring.testing import run_tests
 from remediator.errors import ConfigError, RunbookError
 from remediator.models.alert import Notification
+from remediator.models.events import IncidentStatus
+from remediator.models.incident import IncidentDetail, IncidentPage
 from remediator.runbooks.loader import RunbookSet, load_dir
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+DEFAULT_URL = "http://127.0.0.1:9595"
+INCIDENT_FILTERS = ("status", "namespace", "runbook", "alertname", "team")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
         help="add the reads context capture needs (pods, pods/log, events, targets)",
     )
     rbac.set_defaults(func=_rbac)
+
+    _incidents_parser(sub)
 
     send = sub.add_parser("send-test-alert", help="post a sample alert to a running server")
     send.add_argument("--url", default="http://127.0.0.1:9595/api/v1/alerts")
@@ -296,6 +306,123 @@ def _decide(args: argparse.Namespace) -> int:
     except (ValueError, KeyError, TypeError):
         print(f"{status} {body}")
     return EXIT_OK if 200 <= status < 300 else EXIT_PROBLEMS
+
+
+def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    incidents = sub.add_parser(
+        "incidents", help="list incidents and show their timelines (the incident API, as tables)"
+    )
+    verbs = incidents.add_subparsers(required=True, metavar="{list,show}")
+
+    def server(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--url", default=DEFAULT_URL, help="the server")
+        parser.add_argument("--token", help="bearer token (or REMEDIATOR_AUTH__BEARER_TOKEN)")
+        parser.add_argument(
+            "--json", action="store_true", help="print the API's JSON answer as it came"
+        )
+
+    listing = verbs.add_parser("list", help="incidents, newest first")
+    listing.add_argument("--status", choices=list(IncidentStatus))
+    listing.add_argument("--namespace", metavar="NS")
+    listing.add_argument("--runbook", metavar="R", help="incidents this runbook matched")
+    listing.add_argument("--alertname", metavar="A")
+    listing.add_argument("--team", metavar="T")
+    listing.add_argument("--limit", type=_page_size, metavar="N", help="1-500 (default 50)")
+    listing.add_argument("--cursor", metavar="C", help="the next page, as the last page said")
+    server(listing)
+    listing.set_defaults(func=_incidents_list)
+
+    show = verbs.add_parser("show", help="one incident: labels, timeline and executions")
+    show.add_argument("incident_id", metavar="ID")
+    server(show)
+    show.set_defaults(func=_incidents_show)
+
+
+def _page_size(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 500:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 500")
+    return int(text)
+
+
+def _incidents_list(args: argparse.Namespace) -> int:
+    params = {name: getattr(args, name) for name in (*INCIDENT_FILTERS, "limit", "cursor")}
+    body = _read_api(args, "/api/v1/incidents", {k: str(v) for k, v in params.items() if v})
+    if body is None:
+        return EXIT_PROBLEMS
+    if args.json:
+        print(body)
+        return EXIT_OK
+    try:
+        page = IncidentPage.model_validate_json(body)
+    except ValidationError as exc:
+        print(f"remediator: unexpected answer from {args.url}:\n{exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    console = _console()
+    console.print(incident_list(page, console.width))
+    if page.next_cursor:
+        again = ["remediator", "incidents", "list"]
+        for name in (*INCIDENT_FILTERS, "limit"):
+            if getattr(args, name):
+                again += [f"--{name}", str(getattr(args, name))]
+        if args.url != DEFAULT_URL:
+            again += ["--url", args.url]
+        again += ["--cursor", page.next_cursor]
+        console.print(f"next page: {shlex.join(again)}", markup=False, highlight=False)
+    return EXIT_OK
+
+
+def _incidents_show(args: argparse.Namespace) -> int:
+    body = _read_api(args, f"/api/v1/incidents/{quote(args.incident_id, safe='')}", {})
+    if body is None:
+        return EXIT_PROBLEMS
+    if args.json:
+        print(body)
+        return EXIT_OK
+    try:
+        detail = IncidentDetail.model_validate_json(body)
+    except ValidationError as exc:
+        print(f"remediator: unexpected answer from {args.url}:\n{exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    console = _console()
+    console.print(incident_detail(detail, console.width))
+    return EXIT_OK
+
+
+def _read_api(args: argparse.Namespace, path: str, params: Mapping[str, str]) -> str | None:
+    """GET ``path`` from the server; the body of a 200, else None once the problem is told."""
+    url = f"{args.url.rstrip('/')}{path}"
+    token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
+    try:
+        status, body = asyncio.run(_get(url, params, token))
+    except (aiohttp.ClientError, OSError) as exc:
+        print(f"cannot reach {args.url}: {str(exc) or type(exc).__name__}", file=sys.stderr)
+        return None
+    if status == 200:
+        return body
+    try:
+        message = json.loads(body)["error"]
+    except (ValueError, KeyError, TypeError):
+        message = body.strip()[:200] or "no explanation"
+    print(f"remediator: {message} (HTTP {status})", file=sys.stderr)
+    return None
+
+
+def _console() -> Console:
+    """Colour on a terminal only; piped output is not squeezed into 80 columns."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200
+    return console
+
+
+async def _get(url: str, params: Mapping[str, str], token: str | None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url, params=params, headers=headers) as response,
+    ):
+        return response.status, await response.text()
 
 
 def _fingerprint(labels: dict[str, str]) -> str:

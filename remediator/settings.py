@@ -86,7 +86,8 @@ def _read_secret(path: Path, key: str) -> str:
 class StoreSettings(Section):
     url: str = Field(
         default="sqlite+aiosqlite:///remediator.db",
-        description="SQLAlchemy async URL; this version supports sqlite+aiosqlite:///FILE.",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///FILE (one replica) or "
+        "postgresql+asyncpg://USER:PASSWORD@HOST/DB (several replicas).",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
@@ -99,10 +100,10 @@ class StoreSettings(Section):
     @field_validator("url")
     @classmethod
     def _supported(cls, value: str) -> str:
-        if not value.startswith("sqlite+aiosqlite:///"):
+        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
             raise ValueError(
-                "this version stores to SQLite only: sqlite+aiosqlite:///PATH "
-                "(PostgreSQL for several replicas is not built yet)"
+                "use sqlite+aiosqlite:///PATH (one replica) or "
+                "postgresql+asyncpg://USER:PASSWORD@HOST/DB (several replicas)"
             )
         return value
 
@@ -293,6 +294,11 @@ class ContextSettings(Section):
 
 
 class WorkerSettings(Section):
+    stale_after: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="PostgreSQL: seconds after which a claimed work item whose replica "
+        "died is handed out again (after the execution-id check, never blindly re-applied).",
+    )
     verify_interval: Annotated[float, Field(gt=0)] = Field(
         default=5.0, description="Seconds between looks at a target being verified."
     )
@@ -301,6 +307,32 @@ class WorkerSettings(Section):
     )
     poll_interval: Annotated[float, Field(gt=0)] = 1.0
     max_attempts: Annotated[int, Field(ge=1)] = 5
+
+
+class RetentionSettings(Section):
+    """How long resolved incidents are kept; a periodic task purges the older ones."""
+
+    enabled: bool = Field(default=True, description="Purge old resolved incidents.")
+    max_age: Duration = Field(
+        default=timedelta(days=30),
+        description="Purge a resolved incident once nothing was recorded on it for this long "
+        "(at least 1h; never less than the longest guard window of the loaded runbooks).",
+        json_schema_extra={"default": "30d"},
+    )
+    interval: Annotated[float, Field(gt=0)] = Field(
+        default=3600.0, description="Seconds between purges."
+    )
+    batch: Annotated[int, Field(ge=1, le=10000)] = Field(
+        default=500, description="Incidents deleted per transaction."
+    )
+
+    @field_validator("max_age")
+    @classmethod
+    def _at_least_an_hour(cls, value: timedelta) -> timedelta:
+        # A bare number is seconds: `max_age: 30` would otherwise empty the history.
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h")
+        return value
 
 
 class LogSettings(Section):
@@ -325,6 +357,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -2,7 +2,8 @@
 # Set up and run every check the project has: the README's test command and what CI runs.
 # Installs what it needs (Debian packages when run as root, the package in editable mode),
 # then: ruff, ruff format, mypy --strict, import-linter, runbook lint and tests, and the
-# whole pytest suite (unit, integration, real-Alertmanager end-to-end). Extra arguments
+# whole pytest suite (unit, integration on SQLite and a real PostgreSQL, real-Alertmanager
+# end-to-end, headless Chromium). Extra arguments
 # go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ need_apt=()
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v promtool >/dev/null || need_apt+=(prometheus)  # promtool, for the alert rules
 command -v wrk >/dev/null || need_apt+=(wrk)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)  # the page tests drive it with Playwright
+[ -x /usr/lib/postgresql/15/bin/pg_ctl ] || need_apt+=(postgresql)  # the store's second backend
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing Debian packages: ${need_apt[*]}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -14,8 +14,35 @@ from aiohttp.test_utils import TestClient
 from remediator.app import create_app
 from remediator.settings import Settings
 
+if TYPE_CHECKING:  # a plugin below; importing it here would skip its assert rewriting
+    from tests.fakes.postgres import Postgres
+
 # The fake Kubernetes and Slack servers (fake_kube, fake_slack, ...) for every test.
-pytest_plugins = ["tests.fakes.kube.fixtures", "tests.fakes.slack.fixtures"]
+pytest_plugins = [
+    "tests.fakes.kube.fixtures",
+    "tests.fakes.slack.fixtures",
+    "tests.fakes.postgres",
+]
+
+# Modules whose tests run on both stores; everything else runs on the embedded SQLite.
+BOTH_STORES = {
+    "test_webhook",
+    "test_pipeline",
+    "test_incidents_api",
+    "test_executor",
+    "test_approvals",
+    "test_replicas",
+    "test_retention",
+    "test_context",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        stores = ["sqlite", "postgresql"] if module in BOTH_STORES else ["sqlite"]
+        metafunc.parametrize("backend", stores)
+
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "test-token"
@@ -30,12 +57,24 @@ def runbook_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, runbook_dir: Path) -> Settings:
+async def store_url(
+    request: pytest.FixtureRequest, backend: str, tmp_path: Path
+) -> AsyncIterator[str]:
+    """The store a test runs on: a SQLite file, or a fresh PostgreSQL database."""
+    if backend != "postgresql":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+        return
+    server: Postgres = request.getfixturevalue("postgres")
+    yield server.url(await server.create())
+
+
+@pytest.fixture
+def settings(tmp_path: Path, runbook_dir: Path, store_url: str) -> Settings:
     return Settings.load(
         None,
         **{
             "auth.bearer_token": TOKEN,
-            "store.url": f"sqlite+aiosqlite:///{tmp_path / 'store.db'}",
+            "store.url": store_url,
             "store.sqlite_synchronous": "NORMAL",
             "runbooks.dir": runbook_dir,
             "runbooks.watch": False,

@@ -77,6 +77,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.incidents_purged = Counter(
+            "remediator_incidents_purged",
+            "Resolved incidents deleted by retention, with their timelines.",
+            registry=r,
+        )
         self.request_latency = Histogram(
             "remediator_http_request_duration_seconds",
             "HTTP request latency by route.",

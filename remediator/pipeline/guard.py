@@ -205,6 +205,7 @@ async def decide(
     if not static.allowed or not step.action.mutates:
         return static
     guards = plan.runbook.spec.guards
+    await guard_ledger.serialize(conn)
     scope = guard_ledger.Scope(
         incident_id=incident_id,
         runbook=plan.runbook.spec.name,

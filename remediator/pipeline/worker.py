@@ -74,6 +74,7 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._depth_at = float("-inf")
+        self._stale_at = float("-inf")
 
     def wake(self) -> None:
         """Called after new work is committed, so it is picked up without polling delay."""
@@ -100,6 +101,7 @@ class Worker:
                 await asyncio.sleep(self._settings.poll_interval)
                 continue
             await self._yield_to_ingest()
+            await self._requeue_stale()
             try:
                 claimed = await jobs.claim(
                     self._engine, self.id, self._clock(), self._settings.batch_size
@@ -113,6 +115,26 @@ class Worker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+
+    async def _requeue_stale(self) -> None:
+        """With several replicas, hand out again what a dead replica had claimed.
+
+        SQLite has one replica and requeues everything at start instead. The requeued
+        job meets its own intent in the ledger and is reconciled, never re-applied.
+        """
+        now = time.monotonic()
+        every = min(10.0, self._settings.stale_after)
+        if self._engine.dialect.name != "postgresql" or now - self._stale_at < every:
+            return
+        self._stale_at = now
+        cutoff = self._clock() - timedelta(seconds=self._settings.stale_after)
+        try:
+            requeued = await jobs.requeue_stale(self._engine, cutoff)
+        except Exception:
+            log.exception("requeue_stale_failed")
+            return
+        if requeued:
+            log.warning("jobs_requeued", count=requeued, claimed_before=cutoff.isoformat())
 
     async def _gauge_depth(self) -> None:
         """Refresh the queue-depth gauge, at most once a second (it is a COUNT)."""

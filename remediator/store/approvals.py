@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remediator.store import dialect
 from remediator.store.tables import approval_votes, approvals
 
 
@@ -38,7 +38,7 @@ class Approval:
 async def create(conn: AsyncConnection, row: dict[str, Any]) -> bool:
     """Insert a pending approval; False when this incident and runbook already have one."""
     stmt = (
-        sqlite.insert(approvals)
+        dialect.insert(conn, approvals)
         .values(status="pending", decided_by=[], **row)
         .on_conflict_do_nothing()
     )
@@ -75,7 +75,7 @@ async def vote(
 ) -> None:
     """Record a person's vote once; a second click by the same person changes nothing."""
     await conn.execute(
-        sqlite.insert(approval_votes)
+        dialect.insert(conn, approval_votes)
         .values(approval_id=approval_id, user_id=user, decision=decision, at=now)
         .on_conflict_do_nothing()
     )

@@ -13,10 +13,11 @@ the process and costs no fsync; PostgreSQL commits are always durable.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config
@@ -24,7 +25,11 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from remediator.errors import ConfigError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATE_LOCK = 727_000  # pg advisory lock ids: migrations
+GUARD_LOCK = 727_001  # and guard decisions
 _DURABLE_LEVEL = "remediator_durable_synchronous"
 
 
@@ -82,7 +87,7 @@ def alembic_config() -> Config:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent; replicas take turns)."""
 
     def upgrade(conn: Connection) -> None:
         cfg = alembic_config()
@@ -90,7 +95,31 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(cfg, "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK})
         await conn.run_sync(upgrade)
+
+
+def claim_sqlite(url: str) -> IO[bytes] | None:
+    """Hold an exclusive lock beside a SQLite store for the life of the process.
+
+    SQLite serves one replica; a second server on the same file would claim the same work
+    with no row locks to stop it. Returns the open lock file (close it to release), or
+    None for other backends; raises ConfigError when another process holds it.
+    """
+    path = url.split(":///", 1)[1] if url.startswith("sqlite") else ""
+    if not path or path == ":memory:":
+        return None
+    handle = Path(f"{path}.lock").open("ab")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(
+            f"store.url: another remediator is using {path}; SQLite serves one replica, "
+            "use postgresql+asyncpg:// for several"
+        ) from None
+    return handle
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, select, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.store.tables import executions
@@ -45,8 +45,11 @@ class Execution:
     verify_deadline: datetime | None
 
 
-# Built once: constructing a statement per step cost more than executing it.
-_BEGIN: Insert = sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id)
+# Built once per backend: constructing a statement per step cost more than executing it.
+_BEGIN: dict[str, Insert] = {
+    "sqlite": sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id),
+    "postgresql": postgresql.insert(executions).on_conflict_do_nothing().returning(executions.c.id),
+}
 _COLUMNS = (
     executions.c.id,
     executions.c.uid,
@@ -80,7 +83,7 @@ async def begin(
     recorded complete in one go.
     """
     result = await conn.execute(
-        _BEGIN,
+        _BEGIN[conn.dialect.name],
         {
             "incident_id": key.incident_id,
             "runbook": key.runbook,

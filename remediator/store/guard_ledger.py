@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remediator.store import dialect
+from remediator.store.db import GUARD_LOCK
 from remediator.store.tables import executions, guard_state
 
 IN_FLIGHT = ("intent", "applied")
@@ -56,6 +57,13 @@ def bucket_name(dry_run: bool) -> str:
 
 def breaker_name(dry_run: bool) -> str:
     return "breaker.dry_run" if dry_run else "breaker"
+
+
+async def serialize(conn: AsyncConnection) -> None:
+    """On PostgreSQL, take the guard lock until this transaction ends, so two replicas
+    never both read the same free slot; SQLite has one writer already."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GUARD_LOCK})
 
 
 async def facts(
@@ -155,7 +163,7 @@ async def _states(conn: AsyncConnection, *names: str) -> dict[str, dict[str, Any
 async def save_state(
     conn: AsyncConnection, name: str, value: dict[str, Any], now: datetime
 ) -> None:
-    stmt = sqlite.insert(guard_state).values(name=name, value=value, updated_at=now)
+    stmt = dialect.insert(conn, guard_state).values(name=name, value=value, updated_at=now)
     await conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[guard_state.c.name],

@@ -144,6 +144,7 @@ jobs = Table(
     Column("finished_at", UTCDateTime),
     Column("last_error", Text),
     Index(None, "status", "not_before"),
+    Index(None, "incident_id"),
 )
 
 executions = Table(
@@ -157,7 +158,7 @@ executions = Table(
     Column("action", Text, nullable=False),
     Column("target", Text, nullable=False),
     Column("dry_run", Boolean, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
     Column("detail", Text, nullable=False),

@@ -113,9 +113,23 @@ def _summary_query() -> Select[Any]:
 
 
 async def list_incidents(
-    engine: AsyncEngine, where: IncidentFilter, limit: int, cursor: str | None
+    engine: AsyncEngine,
+    where: IncidentFilter,
+    limit: int,
+    cursor: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> IncidentPage:
-    """Newest first; ``cursor`` is the last id of the previous page."""
+    """Newest first; ``cursor`` is the last id of the previous page.
+
+    ``since``/``until`` bound when remediator opened the incident:
+    ``since <= created_at < until``.
+    """
+    if any("\x00" in (value or "") for value in vars(where).values() if isinstance(value, str)):
+        # No stored value holds a NUL (ingest refuses them) and PostgreSQL cannot even
+        # compare one: such a filter matches nothing.
+        return IncidentPage(items=[], next_cursor=None)
     query = _summary_query()
     conditions: list[ColumnElement[bool]] = []
     if where.status:
@@ -126,6 +140,10 @@ async def list_incidents(
         conditions.append(incidents.c.alertname == where.alertname)
     if where.team:
         conditions.append(incidents.c.team == where.team)
+    if since is not None:
+        conditions.append(incidents.c.created_at >= since)
+    if until is not None:
+        conditions.append(incidents.c.created_at < until)
     if where.runbook:
         conditions.append(
             exists().where(

@@ -44,6 +44,8 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     incident_id = request.match_info["incident_id"]
+    if not ID_PATTERN.fullmatch(incident_id):
+        return error(404, f"no incident {incident_id!r}")
     detail = await timeline.get_incident(request.app[ENGINE], incident_id)
     if detail is None:
         return error(404, f"no incident {incident_id!r}")

@@ -1,4 +1,5 @@
-"""Cross-cutting request handling: latency metrics, auth on the API, no 500 on bad input."""
+"""Cross-cutting request handling: latency metrics, auth on the API and the incident
+pages, no 500 on bad input."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from aiohttp.typedefs import Handler, Middleware
 from remediator.keys import METRICS
 from remediator.web.auth import Credentials
 from remediator.web.errors import error
+from remediator.web.pages import error_page
 
 log = structlog.get_logger(__name__)
 PROTECTED_PREFIX = "/api/v1/"
+PAGES = "/incidents"  # the HTML timeline: the same credentials, basic auth for browsers
 
 
 @web.middleware
@@ -36,15 +39,22 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def require_auth(credentials: Credentials | None) -> Middleware:
-    """Guard ``/api/v1/*``; probes and metrics stay open for kubelet and Prometheus."""
+    """Guard ``/api/v1/*`` and the ``/incidents`` pages; probes and metrics stay open for
+    kubelet and Prometheus. A page asks for basic auth, so a browser prompts for it."""
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        page = path == PAGES or path.startswith(f"{PAGES}/")
         if (
             credentials is not None
-            and request.path.startswith(PROTECTED_PREFIX)
+            and (page or path.startswith(PROTECTED_PREFIX))
             and not credentials.accepts(request.headers.get("Authorization"))
         ):
+            if page:
+                response = error_page(401, "Missing or wrong credentials.")
+                response.headers["WWW-Authenticate"] = 'Basic realm="remediator"'
+                return response
             response = error(401, "missing or wrong credentials")
             response.headers["WWW-Authenticate"] = 'Bearer realm="remediator"'
             return response

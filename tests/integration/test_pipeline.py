@@ -207,7 +207,7 @@ async def test_notify_runs_live_and_is_recorded(aiohttp_client, settings, runboo
 
 
 async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
-    aiohttp_client, settings, runbook_dir, fake_kube
+    aiohttp_client, settings, runbook_dir, fake_kube, tmp_path
 ):
     (runbook_dir / "scale.yaml").write_text(APPROVAL_RUNBOOK)
     labels = {"alertname": "Saturated", "namespace": "prod", "deployment": "api"}
@@ -219,12 +219,9 @@ async def test_approval_required_blocks_live_and_is_noted_in_dry_run(
     live_settings = on_fake(
         with_guards(settings, dry_run=False, namespaces=NamespacePolicy(allow=["*"])), fake_kube
     )
+    live_store = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"  # a store of its own
     live_settings = live_settings.model_copy(
-        update={
-            "store": live_settings.store.model_copy(
-                update={"url": settings.store.url.replace("store.db", "live.db")}
-            )
-        }
+        update={"store": live_settings.store.model_copy(update={"url": live_store})}
     )
     live = await aiohttp_client(create_app(live_settings))
     await post(live, alert(labels))
@@ -287,7 +284,10 @@ async def test_job_claimed_by_a_crashed_server_is_processed_after_restart(aiohtt
     [claimed] = await jobs.claim(engine, "crashed-worker", _clock(), 10)
     assert await jobs.claim(engine, "other", _clock(), 10) == []
     await engine.dispose()
-    client = await aiohttp_client(create_app(settings))
+    # SQLite has one replica and requeues at start; on PostgreSQL another replica may
+    # still be working on it, so it waits for worker.stale_after (shortened here).
+    worker = settings.worker.model_copy(update={"stale_after": 0.01})
+    client = await aiohttp_client(create_app(settings.model_copy(update={"worker": worker})))
     full = await timeline_of(client)
     assert full["id"] == claimed.incident_id
     assert kinds(full)[-1] == "dry_run"

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
@@ -203,23 +204,35 @@ async def test_body_over_the_limit_gets_413(aiohttp_client, settings):
     assert small.status == 200
 
 
-async def test_store_that_cannot_write_gets_503_and_loses_nothing(client, settings):
-    # Another process breaks the schema under the server: every write fails.
-    # It runs in its own thread: blocking the event loop on SQLite's lock would deadlock
-    # against the server's own in-flight transaction.
-    path = Path(settings.store.url.split(":///", 1)[1])
+async def outsider(url: str, statement: str) -> None:
+    """Run ``statement`` on the store from outside the server."""
+    if url.startswith("postgresql"):
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+        return
+    path = Path(url.split(":///", 1)[1])
 
-    def outsider(statement: str) -> None:
+    def run() -> None:
         with contextlib.closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as db:
             db.execute(statement)
 
-    await asyncio.to_thread(outsider, "ALTER TABLE alerts RENAME TO alerts_away")
+    # Its own thread: blocking the event loop on SQLite's lock would deadlock against
+    # the server's own in-flight transaction.
+    await asyncio.to_thread(run)
+
+
+async def test_store_that_cannot_write_gets_503_and_loses_nothing(client, settings):
+    # Another process breaks the schema under the server: every write fails.
+    await outsider(settings.store.url, "ALTER TABLE alerts RENAME TO alerts_away")
     try:
         resp = await client.post("/api/v1/alerts", json=notification(), headers=AUTH)
         assert resp.status == 503
         assert "retry" in (await resp.json())["error"]
     finally:
-        await asyncio.to_thread(outsider, "ALTER TABLE alerts_away RENAME TO alerts")
+        await outsider(settings.store.url, "ALTER TABLE alerts_away RENAME TO alerts")
     assert (await client.get("/api/v1/incidents", headers=AUTH)).status == 200
     assert await incidents(client) == []
     # Alertmanager retries a 503; the retry is stored as a first delivery.
@@ -288,6 +301,6 @@ async def test_compressed_body_that_inflates_past_the_limit_gets_413(client):
 
 def test_an_unsupported_store_is_refused_by_name():
     with pytest.raises(ConfigError) as info:
-        Settings.load(None, **{"store.url": "postgresql+asyncpg://db/remediator"})
+        Settings.load(None, **{"store.url": "mysql+aiomysql://db/remediator"})
     assert "store.url" in str(info.value)
-    assert "SQLite only" in str(info.value)
+    assert "postgresql+asyncpg://" in str(info.value)

@@ -1,0 +1,297 @@
+"""``GET /incidents`` and ``GET /incidents/{id}``: the timeline as server-rendered HTML.
+
+Everything an alert, a label, a log line or a Kubernetes event carries is hostile text:
+the templates autoescape it, a link gets an ``href`` only when it is an http(s) URL, and
+the pages forbid scripts outright (Content-Security-Policy) as a second line.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from aiohttp import web
+from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+from multidict import MultiMapping
+
+from remediator.keys import ENGINE
+from remediator.models.events import EventKind, IncidentStatus
+from remediator.models.ids import ID_PATTERN
+from remediator.models.incident import IncidentDetail
+from remediator.store import timeline
+from remediator.store.timeline import IncidentFilter
+from remediator.web.incidents import DEFAULT_LIMIT, FILTERS, MAX_LIMIT
+
+TIME_FILTERS = ("since", "until")
+PARAMETERS = frozenset({*FILTERS, *TIME_FILTERS, "limit", "cursor"})
+_DIGITS = re.compile(r"[0-9]{1,4}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_APPROVAL_KINDS = frozenset(
+    {
+        EventKind.APPROVAL_REQUESTED,
+        EventKind.APPROVED,
+        EventKind.REJECTED,
+        EventKind.APPROVAL_DENIED,
+        EventKind.APPROVAL_EXPIRED,
+    }
+)
+# How the timeline marks an event: went wrong, went right, or waits on something.
+TONES = {
+    **dict.fromkeys(
+        (
+            EventKind.BLOCKED,
+            EventKind.FAILED,
+            EventKind.VERIFICATION_FAILED,
+            EventKind.CIRCUIT_OPENED,
+            EventKind.REJECTED,
+            EventKind.APPROVAL_DENIED,
+            EventKind.APPROVAL_EXPIRED,
+        ),
+        "bad",
+    ),
+    **dict.fromkeys(
+        (
+            EventKind.EXECUTED,
+            EventKind.VERIFIED,
+            EventKind.APPROVED,
+            EventKind.RESOLVED,
+            EventKind.CIRCUIT_CLOSED,
+        ),
+        "good",
+    ),
+    **dict.fromkeys(
+        (EventKind.DRY_RUN, EventKind.APPROVAL_REQUESTED, EventKind.SKIPPED, EventKind.CANCELLED),
+        "warn",
+    ),
+}
+
+
+class BadQuery(Exception):
+    """A query parameter that can never be answered; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A parsed ``/incidents`` query; ``values`` refill the form and carry into paging."""
+
+    where: IncidentFilter
+    since: datetime | None
+    until: datetime | None
+    limit: int
+    cursor: str | None
+    values: dict[str, str]
+
+    def url(self, **changes: str | None) -> str:
+        """``/incidents`` with the same filters and ``changes`` applied (None drops one)."""
+        merged: dict[str, str | None] = {**self.values, **changes}
+        kept = {k: v for k, v in merged.items() if v}
+        return "/incidents" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def parse_query(query: MultiMapping[str]) -> ListQuery:
+    """The filters, page size and cursor of ``query``; raises BadQuery naming the field.
+
+    An empty value means no filter, as in the JSON API. ``since``/``until`` take an ISO
+    date or date and time (UTC unless it says otherwise); a date for ``until`` includes
+    that whole day.
+    """
+    unknown = sorted(set(query) - PARAMETERS)
+    if unknown:
+        raise BadQuery(unknown[0], f"unknown query parameter {unknown[0]!r}")
+    repeated = sorted(name for name in set(query) if len(query.getall(name)) > 1)
+    if repeated:
+        raise BadQuery(repeated[0], f"query parameter {repeated[0]!r} given more than once")
+    values = {name: query[name].strip() for name in query if query[name].strip()}
+    cursor = values.get("cursor")
+    if cursor is not None and not ID_PATTERN.fullmatch(cursor):
+        raise BadQuery("cursor", "cursor must come from an “Older” link")
+    status = values.get("status")
+    if status is not None and status not in set(IncidentStatus):
+        raise BadQuery("status", f"status must be one of {', '.join(IncidentStatus)}")
+    raw_limit = values.get("limit", str(DEFAULT_LIMIT))
+    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise BadQuery("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    since = _instant("since", values["since"]) if "since" in values else None
+    until = _instant("until", values["until"]) if "until" in values else None
+    if since is not None and until is not None and until <= since:
+        raise BadQuery("until", "until must be later than since")
+    where = IncidentFilter(**{name: values.get(name) for name in FILTERS})
+    return ListQuery(where, since, until, int(raw_limit), cursor, values)
+
+
+def _instant(name: str, text: str) -> datetime:
+    """An aware UTC datetime; a bare date is its midnight, or the next one for ``until``."""
+    try:
+        if _DATE.fullmatch(text):
+            start = datetime.combine(date.fromisoformat(text), time(), UTC)
+            return start + timedelta(days=1) if name == "until" else start
+        value = datetime.fromisoformat(text)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadQuery(
+            name,
+            f"{name} must be an ISO date or date and time, e.g. 2025-05-01 or 2025-05-01T10:00Z",
+        ) from None
+
+
+def href(value: object) -> str | None:
+    """``value`` when it is an absolute http(s) URL fit for an ``href``, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return value.strip()
+
+
+def alertmanager_url(external_url: str, labels: Mapping[str, str]) -> str | None:
+    """Alertmanager's alert list filtered to exactly these labels."""
+    base = external_url.rstrip("/")
+    if not base:
+        return None
+    matchers = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    return f"{base}/#/alerts?filter={quote('{' + matchers + '}', safe='')}"
+
+
+def _when(value: object, precise: bool = False) -> str:
+    """A datetime (or ISO text) as ``2025-05-01 10:00:00 UTC``; other text unchanged."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    if precise:
+        text += f".{value.microsecond // 1000:03d}"
+    return text + " UTC"
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _pretty(data: object) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@functools.cache
+def _environment() -> tuple[Environment, Markup, str]:
+    """The template environment, the stylesheet and the CSP hash that allows exactly it."""
+    loader = PackageLoader("remediator.web", "templates")
+    env = Environment(
+        loader=loader,
+        autoescape=select_autoescape(["html"], default_for_string=True, default=True),
+        undefined=ChainableUndefined,  # snapshot sections may lack a field: show nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    env.filters["pretty"] = _pretty
+    env.filters["iso"] = _iso
+    env.globals["href"] = href
+    css, _, _ = loader.get_source(env, "style.css")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    return env, Markup(css), f"'sha256-{digest}'"  # noqa: S704 - our own stylesheet
+
+
+def render(name: str, status: int = 200, **values: Any) -> web.Response:
+    """Render template ``name`` as an HTML response that may run no script."""
+    env, css, style_hash = _environment()
+    html = env.get_template(name).render(css=css, **values)
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers.update(
+        {
+            "Content-Security-Policy": (
+                f"default-src 'none'; style-src {style_hash}; img-src 'self'; "
+                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            ),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        }
+    )
+    return response
+
+
+def error_page(status: int, message: str, field: str | None = None) -> web.Response:
+    """A small HTML page for 400/401/404 that names what was wrong."""
+    titles = {400: "Bad request", 401: "Sign in", 404: "Not found"}
+    return render(
+        "error.html",
+        status=status,
+        title=titles.get(status, str(status)),
+        message=message,
+        field=field,
+    )
+
+
+async def incident_list(request: web.Request) -> web.Response:
+    """The incidents, newest first, filtered by the query and paged by cursor."""
+    try:
+        query = parse_query(request.query)
+    except BadQuery as exc:
+        return error_page(400, exc.message, exc.field)
+    page = await timeline.list_incidents(
+        request.app[ENGINE],
+        query.where,
+        query.limit,
+        query.cursor,
+        since=query.since,
+        until=query.until,
+    )
+    return render(
+        "list.html",
+        page=page,
+        query=query,
+        values=query.values,
+        statuses=list(IncidentStatus),
+        older=query.url(cursor=page.next_cursor) if page.next_cursor else None,
+        newest=query.url(cursor=None) if query.cursor else None,
+    )
+
+
+async def incident_detail(request: web.Request) -> web.Response:
+    """One incident: header, labels, the timeline in order, executions, context."""
+    incident_id = request.match_info["incident_id"]
+    found = (
+        await timeline.get_incident(request.app[ENGINE], incident_id)
+        if ID_PATTERN.fullmatch(incident_id)
+        else None
+    )
+    if found is None:
+        return error_page(404, f"no incident {incident_id!r}")
+    return render(
+        "detail.html",
+        incident=found,
+        runbooks=_runbooks(found),
+        approval_kinds=_APPROVAL_KINDS,
+        tones=TONES,
+        alertmanager=href(alertmanager_url(found.external_url, found.labels)),
+        prometheus=href(found.generator_url),
+    )
+
+
+def _runbooks(incident: IncidentDetail) -> list[dict[str, Any]]:
+    """The runbooks that matched: name, version, file and commit, as ``matched`` recorded."""
+    return [{**e.data, "name": e.runbook} for e in incident.events if e.kind == EventKind.MATCHED]

@@ -1,0 +1,113 @@
+"""Two replicas on one store: the same webhook delivered to both (an HA Alertmanager
+pair), plus repeat-interval re-sends, still acts exactly once.
+
+On PostgreSQL the replicas share the queue through FOR UPDATE SKIP LOCKED and take the
+guard lock in turn; on SQLite a second replica is refused at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from remediator.app import create_app
+from remediator.errors import ConfigError
+from remediator.settings import KubeSettings, Settings
+from tests.conftest import AUTH, eventually
+from tests.fakes.kube import objects
+from tests.payloads import alert, crashloop_labels, notification
+
+
+def live(settings: Settings, fake_kube) -> Settings:
+    return settings.model_copy(
+        update={
+            "guards": settings.guards.model_copy(update={"dry_run": False}),
+            "kube": KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig),
+            "worker": settings.worker.model_copy(update={"verify_interval": 0.05}),
+        }
+    )
+
+
+async def test_two_replicas_act_once_per_alert(aiohttp_client, settings, fake_kube, backend):
+    if backend == "sqlite":
+        runner = web.AppRunner(create_app(settings))
+        await runner.setup()
+        try:
+            with pytest.raises(ConfigError, match="SQLite serves one replica"):
+                await web.AppRunner(create_app(settings)).setup()
+        finally:
+            await runner.cleanup()
+        return
+    names = [f"web-{i}" for i in range(8)]
+    for name in names:
+        fake_kube.add(objects.deployment(name, "prod"))
+    configured = live(settings, fake_kube)
+    a = await aiohttp_client(create_app(configured))
+    b = await aiohttp_client(create_app(configured))
+    body = notification(*(alert(crashloop_labels(deployment=n)) for n in names))
+
+    async def deliver(client: Any) -> None:
+        resp = await client.post("/api/v1/alerts", json=body, headers=AUTH)
+        assert resp.status == 200
+
+    # Both Alertmanagers at once, then each again on repeat_interval.
+    await asyncio.gather(deliver(a), deliver(b))
+    await asyncio.gather(deliver(b), deliver(a))
+
+    async def settled():
+        items = (await (await a.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if len(items) != len(names):
+            return None
+        details = [
+            await (await a.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json() for i in items
+        ]
+        done = all(any(e["kind"] == "verified" for e in d["events"]) for d in details)
+        return details if done else None
+
+    details = await eventually(settled, timeout=20)
+    assert len(fake_kube.mutations("PATCH")) == len(names)
+    assert sorted(p.path.rsplit("/", 1)[1] for p in fake_kube.mutations("PATCH")) == names
+    for d in details:
+        assert [x["action"] for x in d["executions"]] == ["restart"]
+        assert d["notifications"] == 4  # every delivery counted, one instance
+
+
+async def test_two_replicas_never_both_pass_a_cooldown(
+    aiohttp_client, settings, fake_kube, backend
+):
+    if backend == "sqlite":
+        return  # one replica only; see above
+    fake_kube.add(objects.deployment("web", "prod"))
+    configured = live(settings, fake_kube)
+    a = await aiohttp_client(create_app(configured))
+    b = await aiohttp_client(create_app(configured))
+    # Distinct alert instances for one target, each replica getting half of them at once.
+    starts = [f"2025-05-01T10:{m:02d}:00Z" for m in range(10)]
+
+    async def deliver(client: Any, start: str) -> None:
+        resp = await client.post(
+            "/api/v1/alerts", json=notification(alert(starts_at=start)), headers=AUTH
+        )
+        assert resp.status == 200
+
+    await asyncio.gather(*(deliver(a if i % 2 else b, s) for i, s in enumerate(starts)))
+
+    async def settled():
+        items = (await (await a.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if len(items) != len(starts):
+            return None
+        details = [
+            await (await a.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json() for i in items
+        ]
+        ends = {"verified", "blocked"}
+        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
+        return details if done else None
+
+    details = await eventually(settled, timeout=20)
+    assert len(fake_kube.mutations("PATCH")) == 1
+    reasons = sorted(e["reason"] for d in details for e in d["events"] if e["kind"] == "blocked")
+    assert len(reasons) == len(starts) - 1
+    assert set(reasons) <= {"cooldown", "target_busy"}
