@@ -43,6 +43,7 @@ from remediator.pipeline.route import Router
 from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
+from remediator.slack import messages
 from remediator.slack.client import Slack, SlackError
 from remediator.store import jobs, retention
 from remediator.store.db import claim_sqlite, create_engine, migrate
@@ -229,7 +230,14 @@ def _messenger(approver: Approver) -> Callable[[Plan], Say]:
             where = approver.router.channel(plan.team, channel)
             if where is None:
                 raise SlackError(f"no channel for team {plan.team!r} and no slack.channel")
-            await slack.post(where, text)
+            # The message itself, then what the target looks like and where to read on.
+            lines = [text]
+            if plan.context:
+                lines.append(f"Context: {plan.context}")
+            url = approver.incident_url(plan.incident_id) if plan.incident_id else None
+            if url:
+                lines.append(f"<{url}|Incident timeline>")
+            await slack.post(where, text, messages.notice(lines))
             return where
 
         return say

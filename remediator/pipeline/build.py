@@ -106,7 +106,7 @@ class Pipeline:
         try:
             planned = plan(runbook, instance, self._actions)
             team = self._approver.router.team(runbook.spec.owner, instance.labels)
-            return dataclasses.replace(planned, team=team)
+            return dataclasses.replace(planned, team=team, incident_id=instance.incident_id)
         except PlanError as exc:
             unit.add(
                 instance.incident_id,
@@ -139,6 +139,7 @@ class Pipeline:
         recorded = await self._context.snapshot(unit, planned, instance, "incident opened")
         if recorded is not None:
             unit.add(instance.incident_id, recorded.event)
+            planned = dataclasses.replace(planned, context=recorded.summary)
         if planned.approval_required and not guard.is_dry_run(planned, self._policy):
             context = recorded.summary if recorded else ""
             await self._ask(unit, planned, instance, "the runbook requires approval", context)
@@ -306,6 +307,7 @@ class Pipeline:
         recorded = await self._context.snapshot(unit, planned, instance, "after verification")
         if recorded is not None:
             unit.add(instance.incident_id, recorded.event)
+            planned = dataclasses.replace(planned, context=recorded.summary)
         if verdict.failed:
             await self._escalate(unit, instance, planned)
         return False

@@ -41,6 +41,8 @@ class Plan:
     escalate: tuple[PlannedStep, ...]
     approval_required: bool
     team: str = ""  # the owning team, set by routing
+    incident_id: str = ""
+    context: str = ""  # the latest context summary, for messages about this plan
 
     def summary(self) -> dict[str, Any]:
         return {

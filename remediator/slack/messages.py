@@ -79,6 +79,13 @@ def outcome(view: ApprovalView, result: str) -> tuple[str, Blocks]:
     return f"{_fallback(view)}: {result}", _dicts(blocks)
 
 
+def notice(lines: list[str]) -> Blocks:
+    """A plain notification: its lines as one section (context and link included)."""
+    return _dicts(
+        [SectionBlock(text=MarkdownTextObject(text=_cut("\n".join(lines), SECTION_LIMIT)))]
+    )
+
+
 def _facts(view: ApprovalView) -> list[Block]:
     head = f"*{view.alertname}*" + (f" ({view.severity})" if view.severity else "")
     head += f" on {view.target}"

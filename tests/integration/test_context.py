@@ -235,6 +235,7 @@ def routed(settings: Settings, fake_kube, fake_slack) -> Settings:
                 channel="CPLATFORM",
                 base_url=fake_slack.api_url,
             ),
+            "server": settings.server.model_copy(update={"external_url": "https://rem.example"}),
             "routing": RoutingSettings(
                 teams={
                     "web-team": TeamSettings(channel="CWEB"),
@@ -252,6 +253,11 @@ async def test_notifications_go_to_the_owning_team(start, settings, fake_kube, f
     assert d["team"] == "web-team"
     [message] = await fake_slack.wait_for(lambda: fake_slack.messages.get("CWEB"))
     assert message.text == "Deployment prod/web: restarted web"
+    [section] = message.blocks
+    shown = section["text"]["text"]
+    assert "Context: Deployment prod/web: " in shown  # the compact summary on Slack
+    assert "last OOMKilled (exit 137)" in shown
+    assert f"<https://rem.example/incidents/{d['id']}|Incident timeline>" in shown
     assert "CPLATFORM" not in fake_slack.messages
     page = await (await client.get("/api/v1/incidents?team=web-team", headers=AUTH)).json()
     assert [i["id"] for i in page["items"]] == [d["id"]]
