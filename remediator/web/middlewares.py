@@ -8,6 +8,7 @@ import time
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from sqlalchemy.exc import DBAPIError
 
 from remediator.keys import METRICS
 from remediator.web.auth import Credentials
@@ -29,6 +30,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except (DBAPIError, OSError, TimeoutError):
+        # The store is down or unreachable: a retry later can succeed, so say so.
+        log.warning("store_unavailable", path=request.path, exc_info=True)
+        return error(503, "store unavailable; retry later")
     except Exception:
         log.exception("unhandled_error", path=request.path, method=request.method)
         return error(500, "internal error; see the server log")

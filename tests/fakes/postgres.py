@@ -58,37 +58,55 @@ def _as_postgres(command: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=60)
 
 
+class Cluster:
+    """One PostgreSQL cluster in a temporary directory; stop and start it at will."""
+
+    def __init__(self) -> None:
+        if not (PGBIN / "pg_ctl").exists():
+            pytest.fail(
+                f"{PGBIN}/pg_ctl not found; these tests need a real PostgreSQL: "
+                "apt-get install postgresql",
+                pytrace=False,
+            )
+        self.root = Path(tempfile.mkdtemp(prefix="remediator-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.data = self.root / "data"
+        _as_postgres(
+            f"{PGBIN}/initdb -D {self.data} -U postgres --auth=trust -E UTF8 --locale=C.UTF-8"
+        )
+        self.server = Postgres(self.port, str(self.root))
+
+    def start(self) -> None:
+        _as_postgres(
+            f"{PGBIN}/pg_ctl -D {self.data} -l {self.root}/pg.log -o '-c "
+            f"listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
+            "-c fsync=off -c max_connections=200' -w -t 30 start"
+        )
+
+    def stop(self) -> None:
+        _as_postgres(f"{PGBIN}/pg_ctl -D {self.data} -m immediate -w stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    if not (PGBIN / "pg_ctl").exists():
-        pytest.fail(
-            f"{PGBIN}/pg_ctl not found; these tests need a real PostgreSQL: "
-            "apt-get install postgresql",
-            pytrace=False,
-        )
-    root = Path(tempfile.mkdtemp(prefix="remediator-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    data = root / "data"
-    _as_postgres(f"{PGBIN}/initdb -D {data} -U postgres --auth=trust -E UTF8 --locale=C.UTF-8")
-    _as_postgres(
-        f"{PGBIN}/pg_ctl -D {data} -l {root}/pg.log -o '-c listen_addresses=127.0.0.1 "
-        f"-p {port} -c unix_socket_directories={root} -c fsync=off "
-        f"-c max_connections=200' -w -t 30 start"
-    )
-    server = Postgres(port, str(root))
+    cluster = Cluster()
+    cluster.start()
     try:
         # A session fixture may be set up from inside the test's event loop: run the
         # template's migration on a loop of its own, in a thread.
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, _template(server)).result()
-        yield server
+            pool.submit(asyncio.run, _template(cluster.server)).result()
+        yield cluster.server
     finally:
-        _as_postgres(f"{PGBIN}/pg_ctl -D {data} -m immediate -w stop")
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.stop()
+        cluster.remove()
 
 
 async def _template(server: Postgres) -> None:
