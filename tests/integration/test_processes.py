@@ -8,6 +8,8 @@ import asyncio
 from datetime import UTC, datetime
 
 import aiohttp
+import asyncpg
+import pytest
 
 from tests.e2e.alertmanager import start_alertmanager
 from tests.fakes.kube import objects
@@ -97,3 +99,94 @@ async def listing_status(url: str) -> int:
         s.get(f"{url}/api/v1/incidents") as resp,
     ):
         return resp.status
+
+
+@pytest.mark.timeout(300)
+async def test_burst_through_alertmanager_survives_a_sigkill(
+    tmp_path, fake_kube, postgres: Postgres
+):
+    """1,000 alerts through a real Alertmanager; the server is SIGKILLed mid-burst and
+    restarted on the same address: every alert is stored, every step recorded once."""
+    store = postgres.url(await postgres.create())
+    # Shadow mode, with limits out of reach: every alert's step must be recorded once.
+    guards = {
+        "dry_run": True,
+        "rate": {"per_minute": 100000, "burst": 100000},
+        "breaker": {"max_targets": 100000},
+    }
+    # The killed process's claimed work is handed out again after worker.stale_after
+    # (default 5 min, longer than any action may take); shortened for a dry run.
+    settings = config(tmp_path, fake_kube, store, guards=guards, worker={"stale_after": 3})
+    from tests.processes import free_port
+
+    port = free_port()
+    total, shards = 1000, 20
+    am = await asyncio.to_thread(
+        start_alertmanager,
+        tmp_path / "am",
+        receiver_url=f"http://127.0.0.1:{port}/api/v1/alerts",
+        bearer_token=TOKEN,
+        group_wait="1s",
+        group_interval="1s",
+        group_by=["alertname", "shard"],
+    )
+    try:
+        async with serve(tmp_path, settings, port=port) as (url, process):
+            now = datetime.now(UTC)
+            alerts = [
+                {
+                    "labels": {
+                        **crashloop_labels(deployment=f"web-{i}"),
+                        "shard": str(i % shards),
+                    },
+                    "annotations": {"summary": f"alert {i}"},
+                    "startsAt": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                }
+                for i in range(total)
+            ]
+            for start in range(0, total, 100):  # a burst, in ten posts
+                await am.post_alerts(alerts[start : start + 100])
+                await asyncio.sleep(0.1)
+
+            async def some_stored():
+                async with (
+                    aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as s,
+                    s.get(f"{url}/api/v1/incidents", params={"limit": "1"}) as resp,
+                ):
+                    return resp.status == 200 and (await resp.json())["items"]
+
+            await until(some_stored, what="the first deliveries", timeout=30)
+            process.kill()  # SIGKILL, mid-burst
+            await process.wait()
+        async with serve(tmp_path, settings, port=port):
+
+            async def all_done():
+                counts = await tally(store)
+                return counts if counts["executed"] == total else None
+
+            counts = await until(all_done, what="every alert stored and processed", timeout=150)
+    finally:
+        am.stop()
+    assert counts == {
+        "incidents": total,  # every alert stored, none twice
+        "instances": total,
+        "executed": total,  # every incident's step recorded ...
+        "executions": total,  # ... exactly once
+        "deployments": total,
+    }
+
+
+async def tally(store: str) -> dict[str, int]:
+    """Counts straight from the store: faster than 1,000 API reads per poll."""
+    conn = await asyncpg.connect(store.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        row = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM incidents) AS incidents,
+                      (SELECT count(DISTINCT (fingerprint, starts_at)) FROM alerts) AS instances,
+                      (SELECT count(DISTINCT incident_id) FROM executions) AS executed,
+                      (SELECT count(*) FROM executions) AS executions,
+                      (SELECT count(DISTINCT labels->>'deployment') FROM alerts) AS deployments"""
+        )
+    finally:
+        await conn.close()
+    return dict(row)
