@@ -12,10 +12,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from remediator.actions.registry import builtin_actions
@@ -32,6 +33,7 @@ from remediator.models.incident import IncidentDetail, IncidentPage
 from remediator.runbooks.loader import RunbookSet, load_dir
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_URL = "http://127.0.0.1:9595"
 INCIDENT_FILTERS = ("status", "namespace", "runbook", "alertname", "team")
 
@@ -346,17 +348,10 @@ def _page_size(text: str) -> int:
 
 def _incidents_list(args: argparse.Namespace) -> int:
     params = {name: getattr(args, name) for name in (*INCIDENT_FILTERS, "limit", "cursor")}
-    body = _read_api(args, "/api/v1/incidents", {k: str(v) for k, v in params.items() if v})
-    if body is None:
-        return EXIT_PROBLEMS
-    if args.json:
-        print(body)
-        return EXIT_OK
-    try:
-        page = IncidentPage.model_validate_json(body)
-    except ValidationError as exc:
-        print(f"remediator: unexpected answer from {args.url}:\n{exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+    query = {k: str(v) for k, v in params.items() if v}
+    page = _fetched(args, "/api/v1/incidents", query, IncidentPage)
+    if isinstance(page, int):
+        return page
     console = _console()
     console.print(incident_list(page, console.width))
     if page.next_cursor:
@@ -372,20 +367,31 @@ def _incidents_list(args: argparse.Namespace) -> int:
 
 
 def _incidents_show(args: argparse.Namespace) -> int:
-    body = _read_api(args, f"/api/v1/incidents/{quote(args.incident_id, safe='')}", {})
+    path = f"/api/v1/incidents/{quote(args.incident_id, safe='')}"
+    detail = _fetched(args, path, {}, IncidentDetail)
+    if isinstance(detail, int):
+        return detail
+    console = _console()
+    console.print(incident_detail(detail, console.width))
+    return EXIT_OK
+
+
+def _fetched(
+    args: argparse.Namespace, path: str, params: Mapping[str, str], model: type[M]
+) -> M | int:
+    """The API's answer as ``model``, or the exit code when there is nothing to draw:
+    ``--json`` printed the answer as it came, or the problem has been told."""
+    body = _read_api(args, path, params)
     if body is None:
         return EXIT_PROBLEMS
     if args.json:
         print(body)
         return EXIT_OK
     try:
-        detail = IncidentDetail.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         print(f"remediator: unexpected answer from {args.url}:\n{exc}", file=sys.stderr)
         return EXIT_PROBLEMS
-    console = _console()
-    console.print(incident_detail(detail, console.width))
-    return EXIT_OK
 
 
 def _read_api(args: argparse.Namespace, path: str, params: Mapping[str, str]) -> str | None:
