@@ -267,6 +267,22 @@ async def refresh(
         log.warning("approval_update_failed", approval_id=approval.id, error=str(exc))
 
 
+async def show(engine: AsyncEngine, approver: Approver, outcome: Outcome) -> bool:
+    """Redraw the Slack request after a decision: its votes so far, or a rejection.
+
+    An approval is drawn by the worker that runs it, so it always comes before the run's
+    own progress. False when the outcome changed nothing to show.
+    """
+    approval = outcome.approval
+    if approval is None:
+        return False
+    if outcome.kind == "rejected":
+        await refresh(engine, approver, approval, result=decided(approval))
+    elif outcome.kind == "recorded":
+        await refresh(engine, approver, approval, votes=outcome.votes)
+    return outcome.kind in ("rejected", "recorded", "approved")
+
+
 def decided(approval: Approval) -> str:
     """The line that replaces the buttons once a decision is final."""
     people = ", ".join(f"<@{u}>" for u in approval.decided_by)

@@ -52,11 +52,6 @@ async def decide(request: web.Request) -> web.Response:
     app = request.app
     outcome = await approve.decide(app[ENGINE], approval_id, body.by, decision, "api", app[CLOCK]())
     app[METRICS].approvals.labels(outcome.kind).inc()
-    if outcome.approval is not None and outcome.kind == "rejected":
-        await approve.refresh(
-            app[ENGINE], app[APPROVER], outcome.approval, result=approve.decided(outcome.approval)
-        )
-    elif outcome.approval is not None and outcome.kind == "recorded":
-        await approve.refresh(app[ENGINE], app[APPROVER], outcome.approval, votes=outcome.votes)
+    await approve.show(app[ENGINE], app[APPROVER], outcome)
     answer = DecisionOut(outcome=outcome.kind, message=outcome.message)
     return web.json_response(answer.model_dump(), status=STATUS[outcome.kind])

@@ -68,12 +68,8 @@ async def _decide(
     try:
         outcome = await approve.decide(engine, approval_id, user, decision, "slack", app[CLOCK]())
         app[METRICS].approvals.labels(outcome.kind).inc()
-        approval = outcome.approval
-        if outcome.kind == "rejected" and approval is not None:
-            await approve.refresh(engine, approver, approval, result=approve.decided(approval))
-        elif outcome.kind == "recorded" and approval is not None:
-            await approve.refresh(engine, approver, approval, votes=outcome.votes)
-        elif approver.slack is not None and outcome.kind != "approved":
+        shown = await approve.show(engine, approver, outcome)
+        if not shown and approver.slack is not None:
             text = (
                 "You are not an approver for this request."
                 if outcome.kind == "not_approver"
