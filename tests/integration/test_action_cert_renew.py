@@ -9,9 +9,7 @@ import pytest
 
 from remediator.actions.base import ActionRefused, Context, HealthState, LiveAction, RenderedTarget
 from remediator.actions.cert_renew import CertRenew, CertRenewParams
-from remediator.kube import Kube
 from remediator.kube.errors import ServerError
-from remediator.settings import KubeSettings
 from tests.fakes.kube import MERGE_PATCH, objects
 
 NOW = datetime(2025, 5, 1, 10, 0, 7, 123456, tzinfo=UTC)
@@ -33,17 +31,6 @@ ISSUING = {
     "message": "Certificate re-issuance manually triggered",
     "observedGeneration": 1,
 }
-
-
-@pytest.fixture
-async def kube(fake_kube):
-    k = await Kube.connect(
-        KubeSettings(
-            source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
-        )
-    )
-    yield k
-    await k.close()
 
 
 def stored(fake):

@@ -6,7 +6,6 @@ what it then holds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +28,6 @@ from remediator.actions.cleanup import (
 )
 from remediator.kube import Kube
 from remediator.kube.errors import KubeError
-from remediator.settings import KubeSettings
 from tests.fakes.kube import FakeKube, objects
 
 MERGE = "application/merge-patch+json"
@@ -110,20 +108,6 @@ def names(fake: FakeKube, kind: str, namespace: str = "prod") -> set[str]:
 
 def configmap(fake: FakeKube) -> dict[str, Any] | None:
     return fake.get("v1", "ConfigMap", "prod", STAMP_CONFIGMAP)
-
-
-@pytest.fixture
-async def kube(fake_kube: FakeKube) -> AsyncIterator[Kube]:
-    assert fake_kube.kubeconfig is not None
-    k = await Kube.connect(
-        KubeSettings(
-            source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
-        )
-    )
-    try:
-        yield k
-    finally:
-        await k.close()
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ import pytest
 
 from remediator.actions.base import ActionRefused, Context, HealthState, RenderedTarget
 from remediator.actions.restart import Restart, RestartParams
-from remediator.kube import Kube
-from remediator.settings import KubeSettings
 from tests.fakes.kube import STRATEGIC_MERGE_PATCH, objects
 
 NOW = datetime(2025, 5, 1, 10, 0, 7, 123456, tzinfo=UTC)
@@ -24,15 +22,6 @@ BUILDERS = {
     "StatefulSet": objects.statefulset,
     "DaemonSet": objects.daemonset,
 }
-
-
-@pytest.fixture
-async def kube(fake_kube):
-    k = await Kube.connect(
-        KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig, deadline=5)
-    )
-    yield k
-    await k.close()
 
 
 @pytest.mark.parametrize("kind", sorted(PATHS))

@@ -9,8 +9,6 @@ import pytest
 
 from remediator.actions.base import ActionRefused, Context, HealthState, LiveAction, RenderedTarget
 from remediator.actions.rollback import Rollback, RollbackParams, derives, label_selector
-from remediator.kube import Kube
-from remediator.settings import KubeSettings
 from tests.fakes.kube import JSON_PATCH, MERGE_PATCH, objects
 
 NOW = datetime(2025, 5, 1, 10, 0, 7, tzinfo=UTC)
@@ -35,17 +33,6 @@ def image(revision: int) -> str:
 def template_of(revision: int) -> dict[str, object]:
     """The Rollout's pod template at ``revision`` (what undo must write back)."""
     return objects.pod_template({"app": "web"}, image(revision), "web")
-
-
-@pytest.fixture
-async def kube(fake_kube):
-    k = await Kube.connect(
-        KubeSettings(
-            source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
-        )
-    )
-    yield k
-    await k.close()
 
 
 def seed(fake, *, current: int = 3, revisions=(1, 2, 3), annotations: bool = True, **kw):

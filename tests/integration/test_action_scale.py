@@ -7,7 +7,6 @@ what it then holds.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,6 @@ from remediator.actions.base import (
 from remediator.actions.scale import SCALE_FROM, SCALE_TO, SCALE_VIA, Scale, ScaleParams
 from remediator.kube import Kube
 from remediator.kube.errors import KubeError
-from remediator.settings import KubeSettings
 from tests.fakes.kube import FakeKube, objects
 from tests.fakes.kube.recording import Request
 
@@ -78,20 +76,6 @@ def deployment(fake: FakeKube, name: str = "web") -> dict[str, Any]:
     obj = fake.get("apps/v1", "Deployment", "prod", name)
     assert obj is not None
     return obj
-
-
-@pytest.fixture
-async def kube(fake_kube: FakeKube) -> AsyncIterator[Kube]:
-    assert fake_kube.kubeconfig is not None
-    k = await Kube.connect(
-        KubeSettings(
-            source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
-        )
-    )
-    try:
-        yield k
-    finally:
-        await k.close()
 
 
 @pytest.fixture

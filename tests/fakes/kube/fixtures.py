@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient
 
+from remediator.kube import Kube
+from remediator.settings import KubeSettings
+
 from .server import FakeKube
 
 FAKE_KUBE_TOKEN = "test-token"
@@ -30,3 +33,16 @@ async def fake_kube_client(fake_kube: FakeKube) -> AsyncIterator[ApiClient]:
     """A real ``kubernetes_asyncio`` ApiClient for ``fake_kube``, closed after the test."""
     async with fake_kube.api_client() as api:
         yield api
+
+
+@pytest_asyncio.fixture
+async def kube(fake_kube: FakeKube) -> AsyncIterator[Kube]:
+    """remediator's own cluster client, connected to ``fake_kube``, closed after the test."""
+    settings = KubeSettings(
+        source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=5, deadline=10
+    )
+    client = await Kube.connect(settings)
+    try:
+        yield client
+    finally:
+        await client.close()
