@@ -157,7 +157,7 @@ class _Reader:
             return None
         except asyncio.CancelledError:
             raise
-        return self._kube.plain(result)
+        return result
 
 
 def workload_status(kind: str, obj: JSON) -> dict[str, Any]:

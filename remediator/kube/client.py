@@ -3,16 +3,21 @@
 Every call goes through ``read`` or ``write``, which add the per-call timeout, the
 retry policy of ``retry.py`` and the error tree of ``errors.py``, and hand back plain
 JSON dicts whatever API produced them, so actions compare exactly what the server holds.
+Answers are parsed as JSON and never turned into the client's models: a Deployment's
+round trip through them costs ~0.75 ms of CPU, on the path to every action and verify.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.client.rest import RESTResponse
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from remediator.errors import ConfigError
@@ -72,15 +77,9 @@ class Kube:
         """One read-only call bounded by ``seconds`` and never retried, for context that
         must not hold up a remediation. Returns what the client returns (a log is text)."""
         try:
-            return await fn(*args, _request_timeout=seconds, **kw)
+            return await _answer(fn, args, kw, seconds)
         except Exception as exc:
             raise translate(exc, what) from exc
-
-    def plain(self, value: Any) -> Any:
-        """A client model as the JSON the API server sent."""
-        return (
-            value if isinstance(value, dict | str) else self._api.sanitize_for_serialization(value)
-        )
 
     async def write(
         self, what: str, fn: Callable[..., Awaitable[Any]], *args: Any, **kw: Any
@@ -112,15 +111,32 @@ class Kube:
     ) -> JSON:
         async def once() -> Any:
             try:
-                return await fn(*args, _request_timeout=self._settings.request_timeout, **kw)
+                return await _answer(fn, args, kw, self._settings.request_timeout)
             except Exception as exc:
                 raise translate(exc, what) from exc
 
         result = await with_retries(
             once, write=write, deadline=self._settings.deadline, sleep=self._sleep
         )
-        data = self.plain(result)
-        return data if isinstance(data, dict) else {}
+        return result if isinstance(result, dict) else {}
+
+
+async def _answer(
+    fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kw: dict[str, Any], seconds: float
+) -> Any:
+    """The server's answer as JSON (text when it is not JSON, e.g. a pod log); a non-2xx
+    answer raises the same ApiException the client would have raised."""
+    response = await fn(*args, _request_timeout=seconds, _preload_content=False, **kw)
+    try:
+        body = await response.read()
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        raise ApiException(http_resp=RESTResponse(response, body))
+    text = body.decode("utf-8", "replace")
+    if response.content_type == "application/json":
+        return json.loads(text) if text else {}
+    return text
 
 
 def _in_cluster(settings: KubeSettings) -> bool:
