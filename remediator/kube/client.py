@@ -17,7 +17,6 @@ from typing import Any, Self
 
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.client.rest import RESTResponse
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from remediator.errors import ConfigError
@@ -132,7 +131,9 @@ async def _answer(
     finally:
         response.release()
     if not 200 <= response.status <= 299:
-        raise ApiException(http_resp=RESTResponse(response, body))
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body, error.headers = body, response.headers
+        raise error
     text = body.decode("utf-8", "replace")
     if response.content_type == "application/json":
         return json.loads(text) if text else {}
