@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from remediator.errors import ConfigError
+from remediator.store.sqlite import connector
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATE_LOCK = 727_000  # pg advisory lock ids: migrations
@@ -44,6 +45,7 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
             pool_size=1,
             max_overflow=0,
             pool_timeout=30,
+            async_creator=connector(url),
             execution_options={_DURABLE_LEVEL: sqlite_synchronous},
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -50,6 +51,22 @@ async def test_durable_transactions_fsync_and_bookkeeping_does_not(engine):
         assert await _synchronous(conn) == full
     async with engine.begin() as conn:
         assert await _synchronous(conn) == normal
+
+
+async def test_statements_run_on_the_loop_and_commits_off_it(engine):
+    # Statements are microseconds in SQLite; a hop to another thread each was most of
+    # an alert's latency. A commit may fsync, so it must not run on the loop.
+    seen: list[tuple[str, int]] = []
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        raw._conn.set_trace_callback(lambda sql: seen.append((sql, threading.get_ident())))
+        async with conn.begin():
+            await conn.execute(text("INSERT INTO guard_state VALUES ('t', '{}', '2025-01-01')"))
+        raw._conn.set_trace_callback(None)
+    loop_thread = threading.get_ident()
+    where = {sql.split()[0].upper(): thread for sql, thread in seen}
+    assert where["INSERT"] == loop_thread
+    assert where["COMMIT"] != loop_thread
 
 
 async def test_durable_level_is_configurable(tmp_path):
