@@ -19,7 +19,7 @@ from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.pipeline import approve, guard
 from remediator.pipeline.approve import Approver
-from remediator.pipeline.context import ContextStage
+from remediator.pipeline.context import Capture, ContextStage
 from remediator.pipeline.execute import Runtime, execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import Plan, PlannedStep, plan
@@ -136,16 +136,20 @@ class Pipeline:
                 data=planned.summary(),
             ),
         )
-        recorded = await self._context.snapshot(unit, planned, instance, "incident opened")
-        if recorded is not None:
-            unit.add(instance.incident_id, recorded.event)
-            planned = dataclasses.replace(planned, context=recorded.summary)
-        if planned.approval_required and not guard.is_dry_run(planned, self._policy):
-            context = recorded.summary if recorded else ""
-            await self._ask(unit, planned, instance, "the runbook requires approval", context)
-            return
-        if not await self._steps(unit, instance, planned, planned.steps):
-            await self._escalate(unit, instance, planned)
+        capture = self._context.start(planned, instance, "incident opened")
+        try:
+            if planned.approval_required and not guard.is_dry_run(planned, self._policy):
+                planned = await capture.join(unit, planned)
+                await self._ask(
+                    unit, planned, instance, "the runbook requires approval", planned.context
+                )
+                return
+            ok = await self._steps(unit, instance, planned, planned.steps, capture=capture)
+            planned = await capture.join(unit, planned)
+            if not ok:
+                await self._escalate(unit, instance, planned)
+        finally:
+            capture.cancel()
 
     async def _steps(
         self,
@@ -155,10 +159,16 @@ class Pipeline:
         steps: Sequence[PlannedStep],
         *,
         approved: bool = False,
+        capture: Capture | None = None,
     ) -> bool:
-        """Run steps in order until one does not go through; False if one failed."""
+        """Run steps in order until one does not go through; False if one failed.
+
+        A pending ``capture`` is joined after the first step's outcome (so it comes
+        first on the timeline) or before a step that shows it to people (notify)."""
         incident_id = instance.incident_id
         for step in steps:
+            if capture is not None and not step.action.mutates:
+                planned = await capture.join(unit, planned)
             decision = await guard.decide(
                 unit.conn,
                 incident_id,
@@ -169,9 +179,11 @@ class Pipeline:
                 self._clock(),
                 approved=approved,
             )
+            outcome = await execute(unit, self._rt, incident_id, planned, step, decision)
+            if capture is not None:
+                planned = await capture.join(unit, planned)
             if decision.breaker_change:
                 unit.add(incident_id, _breaker_event(decision.breaker_change))
-            outcome = await execute(unit, self._rt, incident_id, planned, step, decision)
             unit.add(incident_id, outcome.event)
             if outcome.failed:
                 return False
@@ -179,7 +191,9 @@ class Pipeline:
                 breaker = decision.reason == BlockReason.CIRCUIT_OPEN
                 if breaker and not approved and self._approver.can_ask(planned):
                     # When automatic actions are paused, a person may still decide.
-                    await self._ask(unit, planned, instance, "the circuit breaker is open")
+                    await self._ask(
+                        unit, planned, instance, "the circuit breaker is open", planned.context
+                    )
                 return True
         return True
 
@@ -304,10 +318,9 @@ class Pipeline:
         planned = self._plan(unit, found, instance) if found else None
         if planned is None:
             return False
-        recorded = await self._context.snapshot(unit, planned, instance, "after verification")
-        if recorded is not None:
-            unit.add(instance.incident_id, recorded.event)
-            planned = dataclasses.replace(planned, context=recorded.summary)
+        planned = await self._context.start(planned, instance, "after verification").join(
+            unit, planned
+        )
         if verdict.failed:
             await self._escalate(unit, instance, planned)
         return False

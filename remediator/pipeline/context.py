@@ -1,14 +1,20 @@
 """Stage: record what the target looked like, when the incident opens and after verify.
 
-Capture may delay a remediation by at most ``context.budget`` seconds and never fails
-it: what could not be read is recorded as such. Links (Alertmanager, the silence form
-for these labels, Prometheus, and configured dashboards and log tools) are rendered with
-the incident's labels and time window, so on-call starts from one page.
+The opening snapshot is read beside the first action, not before it: its reads go out
+when the plan is made, and the pipeline waits for them only where a person will see the
+result (an approval request, a notify step, the next timeline entry). So context never
+delays a cluster write, and elsewhere waits at most ``context.budget`` seconds. What
+could not be read is recorded as such and never fails the incident. Links
+(Alertmanager, the silence form for these labels, Prometheus, and configured dashboards
+and log tools) are rendered with the incident's labels and time window, so on-call
+starts from one page.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import functools
 import json
 from collections.abc import Callable, Mapping
@@ -52,13 +58,16 @@ class ContextStage:
         mode = self._settings.enabled
         return mode == "on" or (mode == "auto" and self._kube is not None)
 
-    async def snapshot(
-        self, unit: WorkUnit, plan: Plan, instance: AlertInstance, trigger: str
-    ) -> Recorded | None:
-        """The context event for ``plan``'s target, or None when capture is off."""
+    def start(self, plan: Plan, instance: AlertInstance, trigger: str) -> Capture:
+        """Send the snapshot's reads now; ``Capture.join`` collects the result."""
         spec = plan.runbook.spec.context
         if not self.enabled or not spec.enabled:
-            return None
+            return Capture(None, instance.incident_id)
+        task = asyncio.create_task(self._read(plan, instance, trigger), name="context-capture")
+        return Capture(task, instance.incident_id)
+
+    async def _read(self, plan: Plan, instance: AlertInstance, trigger: str) -> Recorded:
+        spec = plan.runbook.spec.context
         now = self._clock()
         s = self._settings
         limits = Limits(
@@ -71,14 +80,11 @@ class ContextStage:
         if self._kube is None:
             snap.failures.append("no cluster connection")
         else:
-            await unit.pause()  # no transaction is held while the cluster answers
             try:
                 async with asyncio.timeout(s.budget):
                     await capture(self._kube, plan.target, limits, self._redact, now, snap)
             except TimeoutError:
                 snap.failures.append(f"capture stopped at its {s.budget:g}s budget")
-            finally:
-                await unit.resume()
         cap(snap, s.max_bytes)
         line = summary(plan.target, snap)
         data: dict[str, Any] = {
@@ -122,6 +128,48 @@ class ContextStage:
             except (PlanError, TemplateError) as exc:
                 out[name] = f"(not rendered: {exc})"
         return out
+
+
+class Capture:
+    """A snapshot whose reads are under way while the pipeline goes on."""
+
+    def __init__(self, task: asyncio.Task[Recorded] | None, incident_id: str) -> None:
+        self._task = task
+        self._incident_id = incident_id
+        self._recorded = False
+
+    async def result(self, unit: WorkUnit) -> Recorded | None:
+        """Wait for the reads, holding no transaction meanwhile."""
+        if self._task is None:
+            return None
+        if not self._task.done():
+            await unit.pause()
+            try:
+                await asyncio.wait({self._task})
+            finally:
+                await unit.resume()
+        return self._task.result()
+
+    async def join(self, unit: WorkUnit, plan: Plan) -> Plan:
+        """Put the snapshot on the timeline (once) and into ``plan`` for messages."""
+        recorded = await self.result(unit)
+        if recorded is None:
+            return plan
+        if not self._recorded:
+            self._recorded = True
+            unit.add(self._incident_id, recorded.event)
+        return dataclasses.replace(plan, context=recorded.summary)
+
+    def cancel(self) -> None:
+        """Drop reads nobody will wait for (the job failed before joining them)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            self._task.add_done_callback(_quiet)
+
+
+def _quiet(task: asyncio.Task[Recorded]) -> None:
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        task.result()
 
 
 @functools.lru_cache(maxsize=256)

@@ -202,6 +202,24 @@ async def test_a_slow_log_endpoint_is_a_recorded_failure_within_the_bound(
     assert at["executed"] - at["received"] < timedelta(seconds=2.5)
 
 
+async def test_the_opening_snapshot_is_read_beside_the_action_not_before_it(
+    start, settings, fake_kube
+):
+    # The log read is answered only after 1 s; the restart must not wait for it.
+    fake_kube.set_latency(1.0, path_contains="/log")
+    client = await start(live(settings, fake_kube, timeout=2.0, budget=3.0))
+    await post(client, alert())
+    d = await incident(client)
+    paths = [(r.method, r.path) for r in fake_kube.requests]
+    log = fake_kube.requests[paths.index(("GET", "/api/v1/namespaces/prod/pods/web-7f9-abcde/log"))]
+    patch = next(r for r in fake_kube.requests if r.is_mutation)
+    assert patch.at - log.at < 0.9
+    opened = contexts(d)[0]
+    assert opened["data"]["logs"]["lines"][0] == "starting web 1.4.2"  # still waited for
+    kinds = [e["kind"] for e in d["events"]]
+    assert kinds.index("context") < kinds.index("executed")
+
+
 async def test_a_capture_budget_cuts_a_slow_cluster_short(start, settings, fake_kube):
     fake_kube.set_latency(0.4, path_contains="/api/v1/")
     client = await start(live(settings, fake_kube, timeout=1.0, budget=0.6))
