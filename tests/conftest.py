@@ -26,6 +26,7 @@ pytest_plugins = [
 
 # Modules whose tests run on both stores; everything else runs on the embedded SQLite.
 BOTH_STORES = {
+    "test_guards",
     "test_webhook",
     "test_pipeline",
     "test_incidents_api",

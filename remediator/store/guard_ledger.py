@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.store import dialect
@@ -66,6 +76,74 @@ async def serialize(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": GUARD_LOCK})
 
 
+def _facts_query() -> Select[Any]:
+    """Every fact in one statement, built once: it runs for each mutating step, and a
+    query per fact (each with its own round trip and statement construction) was the
+    largest share of an action's latency and of the storm's CPU."""
+    e = executions.c
+    acted = and_(
+        e.dry_run == bindparam("dry_run"),
+        e.action.in_(bindparam("actions", expanding=True)),
+        e.status != "cancelled",
+        e.step >= 0,
+    )
+    others = and_(acted, e.incident_id != bindparam("incident"), e.runbook == bindparam("runbook"))
+    in_window = and_(acted, e.created_at >= bindparam("breaker_since"))
+
+    def incidents_since(name: str, *where: ColumnElement[bool]) -> ScalarSelect[Any]:
+        return (
+            select(func.count(e.incident_id.distinct()))
+            .where(others, e.created_at >= bindparam(name), *where)
+            .scalar_subquery()
+        )
+
+    def state(name: str) -> ScalarSelect[Any]:
+        return (
+            select(guard_state.c.value)
+            .where(guard_state.c.name == bindparam(name))
+            .scalar_subquery()
+        )
+
+    busy = (
+        select(e.runbook + " (" + e.status + ", incident " + e.incident_id + ")")
+        .where(
+            e.target == bindparam("target"),
+            e.dry_run.is_(False),
+            e.status.in_(IN_FLIGHT),
+            e.incident_id != bindparam("incident"),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(
+        select(func.max(e.created_at))
+        .where(others, e.target == bindparam("target"))
+        .scalar_subquery()
+        .label("last_run"),
+        incidents_since("runs_since").label("runs"),
+        incidents_since("namespace_since", e.namespace == bindparam("namespace")).label(
+            "runs_in_namespace"
+        ),
+        busy.label("busy"),
+        select(func.count(e.target.distinct())).where(in_window).scalar_subquery().label("targets"),
+        exists().where(in_window, e.target == bindparam("target")).label("target_touched"),
+        select(func.count())
+        .where(in_window, e.status.in_(FINISHED))
+        .scalar_subquery()
+        .label("finished"),
+        select(func.count())
+        .where(in_window, e.status.in_(FAILED))
+        .scalar_subquery()
+        .label("failed"),
+        state("bucket_name").label("bucket"),
+        state("breaker_name").label("breaker"),
+    )
+
+
+_FACTS = _facts_query()
+_NEVER = datetime(9999, 1, 1, tzinfo=UTC)  # the start of a window that counts nothing
+
+
 async def facts(
     conn: AsyncConnection,
     scope: Scope,
@@ -75,89 +153,36 @@ async def facts(
     namespace_window: timedelta | None,
     breaker_window: timedelta,
 ) -> Facts:
-    e = executions.c
-    acted = and_(
-        e.dry_run == scope.dry_run,
-        e.action.in_(list(scope.mutating_actions)),
-        e.status != "cancelled",
-        e.step >= 0,
-    )
-    others = and_(acted, e.incident_id != scope.incident_id)
-    last_run = await conn.scalar(
-        select(func.max(e.created_at)).where(
-            others, e.runbook == scope.runbook, e.target == scope.target
-        )
-    )
-    runs = await _count_incidents(conn, runs_window, now, and_(others, e.runbook == scope.runbook))
-    runs_ns = await _count_incidents(
-        conn,
-        namespace_window,
-        now,
-        and_(others, e.runbook == scope.runbook, e.namespace == scope.namespace),
-    )
-    busy_row = (
+    row = (
         await conn.execute(
-            select(e.runbook, e.incident_id, e.status)
-            .where(
-                e.target == scope.target,
-                e.dry_run.is_(False),
-                e.status.in_(IN_FLIGHT),
-                e.incident_id != scope.incident_id,
-            )
-            .limit(1)
-        )
-    ).first()
-    since = now - breaker_window
-    touched = set(
-        (await conn.scalars(select(e.target).distinct().where(acted, e.created_at >= since))).all()
-    )
-    stats = (
-        await conn.execute(
-            select(
-                func.count().filter(e.status.in_(FINISHED)),
-                func.count().filter(e.status.in_(FAILED)),
-            ).where(acted, e.created_at >= since)
+            _FACTS,
+            {
+                "dry_run": scope.dry_run,
+                "actions": list(scope.mutating_actions),
+                "incident": scope.incident_id,
+                "runbook": scope.runbook,
+                "target": scope.target,
+                "namespace": scope.namespace,
+                "runs_since": now - runs_window if runs_window else _NEVER,
+                "namespace_since": now - namespace_window if namespace_window else _NEVER,
+                "breaker_since": now - breaker_window,
+                "bucket_name": bucket_name(scope.dry_run),
+                "breaker_name": breaker_name(scope.dry_run),
+            },
         )
     ).one()
-    state = await _states(conn, bucket_name(scope.dry_run), breaker_name(scope.dry_run))
     return Facts(
-        last_run=last_run,
-        runs=runs,
-        runs_in_namespace=runs_ns,
-        busy=(
-            f"runbook {busy_row.runbook} ({busy_row.status}, incident {busy_row.incident_id})"
-            if busy_row
-            else None
-        ),
-        targets=len(touched),
-        target_touched=scope.target in touched,
-        finished=int(stats[0]),
-        failed=int(stats[1]),
-        bucket=state.get(bucket_name(scope.dry_run), {}),
-        breaker=state.get(breaker_name(scope.dry_run), {}),
+        last_run=row.last_run,
+        runs=int(row.runs or 0),
+        runs_in_namespace=int(row.runs_in_namespace or 0),
+        busy=f"runbook {row.busy}" if row.busy else None,
+        targets=int(row.targets or 0),
+        target_touched=bool(row.target_touched),
+        finished=int(row.finished or 0),
+        failed=int(row.failed or 0),
+        bucket=dict(row.bucket or {}),
+        breaker=dict(row.breaker or {}),
     )
-
-
-async def _count_incidents(
-    conn: AsyncConnection,
-    window: timedelta | None,
-    now: datetime,
-    where: ColumnElement[bool],
-) -> int:
-    if window is None:
-        return 0
-    e = executions.c
-    count = await conn.scalar(
-        select(func.count(e.incident_id.distinct())).where(where, e.created_at >= now - window)
-    )
-    return int(count or 0)
-
-
-async def _states(conn: AsyncConnection, *names: str) -> dict[str, dict[str, Any]]:
-    rows = await conn.execute(
-        select(guard_state.c.name, guard_state.c.value).where(guard_state.c.name.in_(names))
-    )
-    return {r.name: dict(r.value) for r in rows}
 
 
 async def save_state(

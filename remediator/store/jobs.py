@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from remediator.store.tables import jobs
 
@@ -27,22 +29,26 @@ class Job:
     approval_id: str | None = None
 
 
-async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
-    """Mark up to ``limit`` due jobs as running for ``worker`` and return them."""
+def _claim_query() -> ReturningUpdate[Any]:
     due = (
         select(jobs.c.id)
-        .where(jobs.c.status == "pending", jobs.c.not_before <= now)
+        .where(jobs.c.status == "pending", jobs.c.not_before <= bindparam("now"))
         # New alerts before another look at a target being verified: a verify backlog
         # must never delay the first action on a fresh alert.
         .order_by(case((jobs.c.kind == "verify", 1), else_=0), jobs.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    stmt = (
+    return (
         update(jobs)
         .where(jobs.c.id.in_(due))
-        .values(status="running", claimed_by=worker, claimed_at=now, attempts=jobs.c.attempts + 1)
+        .values(
+            status="running",
+            claimed_by=bindparam("worker"),
+            claimed_at=bindparam("now"),
+            attempts=jobs.c.attempts + 1,
+        )
         .returning(
             jobs.c.id,
             jobs.c.incident_id,
@@ -52,8 +58,15 @@ async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> 
             jobs.c.approval_id,
         )
     )
+
+
+_CLAIM = _claim_query()  # built once: the claim is on every alert's path to its action
+
+
+async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
+    """Mark up to ``limit`` due jobs as running for ``worker`` and return them."""
     async with engine.begin() as conn:
-        rows = (await conn.execute(stmt)).all()
+        rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit, "worker": worker})).all()
     return sorted((Job(**r._asdict()) for r in rows), key=lambda j: j.id)
 
 

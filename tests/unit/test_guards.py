@@ -69,8 +69,8 @@ def runbook(tmp_path: Path):
 
 
 @pytest.fixture
-async def conn(tmp_path: Path):
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+async def conn(store_url: str):
+    engine = create_engine(store_url)
     await migrate(engine)
     async with engine.begin() as connection:
         yield connection
