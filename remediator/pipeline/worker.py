@@ -1,5 +1,9 @@
 """The worker: claims work items and runs each through the pipeline.
 
+Two lanes run side by side: one for alerts and approvals, one for verify looks. A look
+waits on the cluster and may take a snapshot after it, so a new alert must never queue
+behind one; the lanes share the store connection only between their awaits.
+
 Started and stopped by the app. A job that raises is retried with backoff and then
 failed for good, with the error in the incident's timeline; the worker never dies of it.
 """
@@ -69,9 +73,10 @@ class Worker:
         self._clock = clock
         self._ready = ready
         self._ingest_idle = ingest_idle
-        self._wakeup = asyncio.Event()
+        self._wakeup = asyncio.Event()  # new work for the alert lane
+        self._stopped = asyncio.Event()
         self.id = worker_id()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._depth_at = float("-inf")
         self._stale_at = float("-inf")
@@ -81,18 +86,25 @@ class Worker:
         self._wakeup.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="worker")
+        self._tasks = [
+            asyncio.create_task(self._run(verify=False), name="worker"),
+            asyncio.create_task(self._run(verify=True), name="worker-verify"),
+        ]
 
     async def stop(self, grace: float = 10.0) -> None:
         """Finish the jobs in hand, then stop; cancel only what outlives ``grace``."""
         self._stopping = True
         self._wakeup.set()
-        if self._task is not None:
-            await stop_task(self._task, grace)
+        self._stopped.set()
+        for task in self._tasks:
+            await stop_task(task, grace)
 
-    async def _run(self) -> None:
+    async def _run(self, *, verify: bool) -> None:
+        # Verify looks fall due on a schedule (verify_interval), so that lane polls.
+        wakeup = self._stopped if verify else self._wakeup
         while not self._stopping:
-            self._wakeup.clear()
+            if not verify:
+                wakeup.clear()
             if not self._ready():
                 # Without runbooks every alert would be "no match"; keep it queued instead,
                 # and keep the depth gauge honest about the work piling up.
@@ -101,10 +113,11 @@ class Worker:
                 await asyncio.sleep(self._settings.poll_interval)
                 continue
             await self._yield_to_ingest()
-            await self._requeue_stale()
+            if not verify:
+                await self._requeue_stale()
             try:
                 claimed = await jobs.claim(
-                    self._engine, self.id, self._clock(), self._settings.batch_size
+                    self._engine, self.id, self._clock(), self._settings.batch_size, verify=verify
                 )
                 await self._gauge_depth()
             except Exception:
@@ -114,7 +127,7 @@ class Worker:
                 await self._batch(claimed)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self._settings.poll_interval)
+                await asyncio.wait_for(wakeup.wait(), self._settings.poll_interval)
 
     async def _requeue_stale(self) -> None:
         """With several replicas, hand out again what a dead replica had claimed.

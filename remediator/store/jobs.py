@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -29,13 +29,12 @@ class Job:
     approval_id: str | None = None
 
 
-def _claim_query() -> ReturningUpdate[Any]:
+def _claim_query(*, verify: bool) -> ReturningUpdate[Any]:
+    kind = jobs.c.kind == "verify" if verify else jobs.c.kind != "verify"
     due = (
         select(jobs.c.id)
-        .where(jobs.c.status == "pending", jobs.c.not_before <= bindparam("now"))
-        # New alerts before another look at a target being verified: a verify backlog
-        # must never delay the first action on a fresh alert.
-        .order_by(case((jobs.c.kind == "verify", 1), else_=0), jobs.c.id)
+        .where(jobs.c.status == "pending", jobs.c.not_before <= bindparam("now"), kind)
+        .order_by(jobs.c.id)
         .limit(bindparam("limit"))
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -60,13 +59,19 @@ def _claim_query() -> ReturningUpdate[Any]:
     )
 
 
-_CLAIM = _claim_query()  # built once: the claim is on every alert's path to its action
+# Built once: the claim is on every alert's path to its action.
+_CLAIM_WORK = _claim_query(verify=False)
+_CLAIM_VERIFY = _claim_query(verify=True)
 
 
-async def claim(engine: AsyncEngine, worker: str, now: datetime, limit: int) -> list[Job]:
-    """Mark up to ``limit`` due jobs as running for ``worker`` and return them."""
+async def claim(
+    engine: AsyncEngine, worker: str, now: datetime, limit: int, *, verify: bool = False
+) -> list[Job]:
+    """Mark up to ``limit`` due jobs as running for ``worker`` and return them, oldest
+    first: verify looks when ``verify``, else everything else (alerts, approvals)."""
+    stmt = _CLAIM_VERIFY if verify else _CLAIM_WORK
     async with engine.begin() as conn:
-        rows = (await conn.execute(_CLAIM, {"now": now, "limit": limit, "worker": worker})).all()
+        rows = (await conn.execute(stmt, {"now": now, "limit": limit, "worker": worker})).all()
     return sorted((Job(**r._asdict()) for r in rows), key=lambda j: j.id)
 
 

@@ -3,6 +3,7 @@ verify → escalate, as the timeline and the fake API server both tell it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -138,6 +139,33 @@ async def test_breaker_trips_on_too_many_targets_and_says_so(aiohttp_client, set
     assert "remediator_circuit_open 1.0" in metrics
     assert 'remediator_guard_blocks_total{reason="circuit_open"} 1.0' in metrics
     assert cluster.get("apps/v1", "Deployment", "prod", "api")["metadata"]["generation"] == 1
+
+
+async def test_a_slow_verify_look_never_holds_up_a_new_alert(aiohttp_client, settings, cluster):
+    cluster.add(objects.deployment("api", "prod"))
+    cluster.set_stuck("Deployment", "prod", "web")
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    await post(client, alert())
+    await settled(client, {"executed"})
+    cluster.set_latency(3.0, path_contains="/deployments/web", method="GET")
+
+    async def look_in_flight():
+        return any(
+            r.method == "GET" and r.path.endswith("/web") and r.response_status is None
+            for r in cluster.requests
+        )
+
+    await eventually(look_in_flight)
+    posted = time.perf_counter()
+    await post(client, alert(crashloop_labels(deployment="api"), starts_at="2025-05-01T11:00:00Z"))
+
+    async def patched():
+        return next(
+            (r for r in cluster.requests if r.is_mutation and r.path.endswith("/api")), None
+        )
+
+    patch = await eventually(patched, timeout=10)
+    assert patch.at - posted < 1.5  # the look at web still has seconds to go
 
 
 async def test_renotification_and_a_second_alert_in_cooldown_act_no_more(

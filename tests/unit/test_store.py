@@ -136,7 +136,7 @@ async def test_retry_later_respects_not_before(engine):
     assert again.id == job.id
 
 
-async def test_claim_takes_new_alerts_before_verify_looks(engine):
+async def test_alerts_and_verify_looks_are_claimed_apart(engine):
     from datetime import UTC, datetime
 
     from remediator.store import jobs
@@ -161,6 +161,8 @@ async def test_claim_takes_new_alerts_before_verify_looks(engine):
         for _ in range(3):
             await jobs.enqueue(conn, "i1", "verify", now, execution_id=1)
         await jobs.enqueue(conn, "i1", "alert", now)
-    first = await jobs.claim(engine, "w", now, 2)
-    # The alert (id 4, queued last) goes before the verify looks queued ahead of it.
-    assert [(j.id, j.kind) for j in first] == [(1, "verify"), (4, "alert")]
+    # The worker's two lanes each take only their own kind, oldest first.
+    assert [(j.id, j.kind) for j in await jobs.claim(engine, "w", now, 32)] == [(4, "alert")]
+    looks = await jobs.claim(engine, "w", now, 2, verify=True)
+    assert [(j.id, j.kind) for j in looks] == [(1, "verify"), (2, "verify")]
+    assert await jobs.claim(engine, "w", now, 32) == []
