@@ -186,13 +186,18 @@ async def test_secrets_in_logs_never_reach_the_timeline(start, settings, fake_ku
     assert lines[3] == "config: api_key=[REDACTED] [REDACTED]"
 
 
+async def with_slow_logs(start, settings, fake_kube, seconds: float, **context: Any):
+    """The incident of one alert, with every log read answered after ``seconds``."""
+    fake_kube.set_latency(seconds, path_contains="/log")
+    client = await start(live(settings, fake_kube, **context))
+    await post(client, alert())
+    return await incident(client)
+
+
 async def test_a_slow_log_endpoint_is_a_recorded_failure_within_the_bound(
     start, settings, fake_kube
 ):
-    fake_kube.set_latency(10, path_contains="/log")
-    client = await start(live(settings, fake_kube, timeout=0.3, budget=1.0))
-    await post(client, alert())
-    d = await incident(client)
+    d = await with_slow_logs(start, settings, fake_kube, 10, timeout=0.3, budget=1.0)
     failures = contexts(d)[0]["data"]["failures"]
     assert len(failures) == 1
     assert failures[0].startswith("logs of web-7f9-abcde/app (previous): ")
@@ -206,10 +211,7 @@ async def test_the_opening_snapshot_is_read_beside_the_action_not_before_it(
     start, settings, fake_kube
 ):
     # The log read is answered only after 1 s; the restart must not wait for it.
-    fake_kube.set_latency(1.0, path_contains="/log")
-    client = await start(live(settings, fake_kube, timeout=2.0, budget=3.0))
-    await post(client, alert())
-    d = await incident(client)
+    d = await with_slow_logs(start, settings, fake_kube, 1.0, timeout=2.0, budget=3.0)
     paths = [(r.method, r.path) for r in fake_kube.requests]
     log = fake_kube.requests[paths.index(("GET", "/api/v1/namespaces/prod/pods/web-7f9-abcde/log"))]
     patch = next(r for r in fake_kube.requests if r.is_mutation)
