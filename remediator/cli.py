@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -286,7 +286,7 @@ def _send_test_alert(args: argparse.Namespace) -> int:
     }
     token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
     try:
-        status, body = asyncio.run(_post(args.url, payload, token))
+        status, body = asyncio.run(_call("POST", args.url, token, json=payload))
     except (aiohttp.ClientError, OSError) as exc:
         print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
@@ -298,7 +298,7 @@ def _decide(args: argparse.Namespace) -> int:
     url = f"{args.url.rstrip('/')}/api/v1/approvals/{args.approval_id}/{args.decision}"
     token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
     try:
-        status, body = asyncio.run(_post(url, {"by": args.by}, token))
+        status, body = asyncio.run(_call("POST", url, token, json={"by": args.by}))
     except (aiohttp.ClientError, OSError) as exc:
         print(f"cannot reach {args.url}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
@@ -399,7 +399,7 @@ def _read_api(args: argparse.Namespace, path: str, params: Mapping[str, str]) ->
     url = f"{args.url.rstrip('/')}{path}"
     token = args.token or os.environ.get("REMEDIATOR_AUTH__BEARER_TOKEN")
     try:
-        status, body = asyncio.run(_get(url, params, token))
+        status, body = asyncio.run(_call("GET", url, token, params=params))
     except (aiohttp.ClientError, OSError) as exc:
         print(f"cannot reach {args.url}: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return None
@@ -421,12 +421,13 @@ def _console() -> Console:
     return console
 
 
-async def _get(url: str, params: Mapping[str, str], token: str | None) -> tuple[int, str]:
+async def _call(method: str, url: str, token: str | None, **kw: Any) -> tuple[int, str]:
+    """One request to the server's API (``params=`` or ``json=`` in ``kw``)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = aiohttp.ClientTimeout(total=10)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
-        session.get(url, params=params, headers=headers) as response,
+        session.request(method, url, headers=headers, **kw) as response,
     ):
         return response.status, await response.text()
 
@@ -435,16 +436,6 @@ def _fingerprint(labels: dict[str, str]) -> str:
     """Stable per label set, as Alertmanager's is, so a re-send is a re-notification."""
     text = "\x00".join(f"{k}\xff{v}" for k, v in sorted(labels.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-async def _post(url: str, payload: Mapping[str, object], token: str | None) -> tuple[int, str]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.post(url, json=payload, headers=headers) as response,
-    ):
-        return response.status, await response.text()
 
 
 if __name__ == "__main__":
