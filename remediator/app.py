@@ -170,7 +170,7 @@ async def _expiry(app: web.Application) -> AsyncIterator[None]:
                         engine,
                         approver,
                         approval,
-                        result=":hourglass: Expired without a decision; escalating.",
+                        result=approve.EXPIRED,
                     )
             except Exception:  # the store may be down for a moment; try again next tick
                 log.exception("approval_sweep_failed")

@@ -283,9 +283,14 @@ async def show(engine: AsyncEngine, approver: Approver, outcome: Outcome) -> boo
     return outcome.kind in ("rejected", "recorded", "approved")
 
 
+EXPIRED = ":hourglass: Expired without a decision; escalating."
+
+
 def decided(approval: Approval) -> str:
     """The line that replaces the buttons once a decision is final."""
     people = ", ".join(f"<@{u}>" for u in approval.decided_by)
+    if approval.status == "expired":
+        return EXPIRED
     if approval.status == "approved":
         return f":white_check_mark: Approved by {people}; running now."
     return f":x: Rejected by {people}; nothing will be done."

@@ -237,8 +237,25 @@ class Pipeline:
         if isinstance(posted, str):
             assert approval.channel is not None
             await approvals.set_message(unit.conn, approval.id, approval.channel, posted)
+            await self._draw_early_decision(unit, approval.id)
         else:
             unit.add(incident_id, posted)
+
+    async def _draw_early_decision(self, unit: WorkUnit, approval_id: str) -> None:
+        """Draw a rejection or expiry that came while Slack's answer was on its way.
+
+        Its own redraw found no message to update then. Read after the ts is written, so
+        the decision's transaction or this one sees the other: one of them draws it. An
+        approval is drawn by the run it starts.
+        """
+        current = await approvals.get(unit.conn, approval_id)
+        if current is None or current.status not in ("rejected", "expired"):
+            return
+        await unit.pause()
+        await approve.refresh(
+            self._engine, self._approver, current, result=approve.decided(current)
+        )
+        await unit.resume()
 
     async def _after_approval(
         self, unit: WorkUnit, kind: str, approval_id: str, instance: AlertInstance

@@ -178,6 +178,23 @@ async def test_reject_does_nothing_and_says_who(make, fake_slack, fake_kube):
     assert fake_kube.mutations() == []
 
 
+async def test_a_click_before_the_worker_knows_the_message_is_still_drawn(
+    make, fake_slack, fake_kube
+):
+    # Slack shows the request a second before its answer (the message's ts) reaches the
+    # worker; a click in that second must still take the buttons away.
+    fake_slack.delay_answer("chat.postMessage", 1.0)
+    client = await make()
+    await post(client, alert())
+    [message] = await fake_slack.wait_for(lambda: fake_slack.messages.get(CHANNEL))
+    await until_kind(client, "approval_requested")
+    await click(client, fake_slack, message.ts, "reject", "U1")
+    await until_kind(client, "rejected")
+    await fake_slack.wait_for(lambda: not buttons(fake_slack.message(CHANNEL, message.ts)))
+    assert "Rejected by <@U1>" in str(fake_slack.message(CHANNEL, message.ts).blocks)
+    assert fake_kube.mutations() == []
+
+
 @pytest.mark.parametrize("forgery", ["secret", "stale"])
 async def test_forged_or_replayed_clicks_change_nothing(make, fake_slack, fake_kube, forgery):
     client = await make()

@@ -139,6 +139,7 @@ class FakeSlack:
         self.latency = 0.0  # seconds added to every request
         self.url: str | None = None
         self._method_latency: dict[str, float] = {}
+        self._answer_delay: dict[str, float] = {}
         self._faults: list[Fault] = []
         self._recorder = Recorder()
         self._handlers = self.workspace.handlers()
@@ -175,6 +176,14 @@ class FakeSlack:
 
     def _latency_for(self, method: str) -> float:
         return self._method_latency.get(method, self.latency)
+
+    def delay_answer(self, method: str, seconds: float) -> None:
+        """Apply ``method``'s calls at once but hold their answers ``seconds``: the window in
+        which Slack shows a message whose ts the caller does not know yet."""
+        self._answer_delay[method] = seconds
+
+    def _answer_delay_for(self, method: str) -> float:
+        return self._answer_delay.get(method, 0.0)
 
     # -- faults -------------------------------------------------------------------------------
 
