@@ -287,6 +287,7 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         ingest_idle=writer.idle,
     )
     writer.after_commit(worker.wake)
+    writer.hand_to(worker)
     app[WRITER] = writer
     writer.start()
     worker.start()

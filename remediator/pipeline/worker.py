@@ -2,7 +2,10 @@
 
 Two lanes run side by side: one for alerts and approvals, one for verify looks. A look
 waits on the cluster and may take a snapshot after it, so a new alert must never queue
-behind one; the lanes share the store connection only between their awaits.
+behind one; the lanes share the store connection only between their awaits. While the
+alert lane waits idle, the ingest writer commits new work already claimed by it and
+hands it over (``free_slots``/``hand``), so an alert that finds the worker idle goes to
+its action without a claim round trip.
 
 Started and stopped by the app. A job that raises is retried with backoff and then
 failed for good, with the error in the incident's timeline; the worker never dies of it.
@@ -78,11 +81,24 @@ class Worker:
         self.id = worker_id()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._idle = False  # the alert lane waits for work
+        self._handed: list[Job] = []
         self._depth_at = float("-inf")
         self._stale_at = float("-inf")
 
     def wake(self) -> None:
         """Called after new work is committed, so it is picked up without polling delay."""
+        self._wakeup.set()
+
+    def free_slots(self) -> int:
+        """How many new alerts the alert lane takes straight from the webhook now."""
+        if self._stopping or not self._idle or self._handed or not self._ready():
+            return 0
+        return self._settings.batch_size
+
+    def hand(self, claimed: list[Job]) -> None:
+        """Jobs the ingest writer committed as claimed by this worker."""
+        self._handed.extend(claimed)
         self._wakeup.set()
 
     def start(self) -> None:
@@ -102,9 +118,14 @@ class Worker:
     async def _run(self, *, verify: bool) -> None:
         # Verify looks fall due on a schedule (verify_interval), so that lane polls.
         wakeup = self._stopped if verify else self._wakeup
-        while not self._stopping:
+        # Jobs handed over are claimed by this worker alone: finish them even when stopping.
+        while not self._stopping or (self._handed and not verify):
             if not verify:
                 wakeup.clear()
+            if self._handed and not verify:
+                handed, self._handed = self._handed, []
+                await self._batch(handed)
+                continue
             if not self._ready():
                 # Without runbooks every alert would be "no match"; keep it queued instead,
                 # and keep the depth gauge honest about the work piling up.
@@ -126,8 +147,12 @@ class Worker:
             if claimed:
                 await self._batch(claimed)
                 continue
+            if not verify:
+                self._idle = True  # while it waits, the ingest writer may hand it work
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), self._settings.poll_interval)
+            if not verify:
+                self._idle = False
 
     async def _requeue_stale(self) -> None:
         """With several replicas, hand out again what a dead replica had claimed.

@@ -4,6 +4,10 @@ The webhook handler awaits ``IngestWriter.write`` and answers 200 only once the 
 are committed. One writer task commits whatever requests are waiting in one
 transaction (group commit), so a burst from Alertmanager costs one fsync, not one per
 request. Deduplication on ``(fingerprint, startsAt)`` happens inside that transaction.
+
+When the worker waits idle, the writer inserts the new work items already claimed by it
+and hands them over after the commit: the alert's path to its action then has no claim
+round trip. Everything else is queued as ``pending`` for any worker to claim.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import bindparam, insert, select, update
@@ -25,6 +29,7 @@ from remediator.models.alert import Alert, Notification
 from remediator.models.events import EventKind, IncidentStatus, Stage
 from remediator.models.ids import new_id
 from remediator.store.db import durable_transaction
+from remediator.store.jobs import Job
 from remediator.store.tables import alerts, events, incidents, jobs
 
 log = structlog.get_logger(__name__)
@@ -35,6 +40,20 @@ CONFLICT_RETRIES = 3
 
 
 _Pending = tuple[Notification, "asyncio.Future[IngestResult]"]
+
+
+class Claimant(Protocol):
+    """A worker that takes new work straight from the writer while it waits idle."""
+
+    id: str
+
+    def free_slots(self) -> int:
+        """How many new work items it would take now (0: leave them queued)."""
+        ...
+
+    def hand(self, claimed: list[Job]) -> None:
+        """Work items committed as claimed by it."""
+        ...
 
 
 @dataclass
@@ -63,6 +82,7 @@ class _Rows:
     resolved_incidents: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
+    claimed: list[dict[str, Any]] = field(default_factory=list)
 
 
 class IngestWriter:
@@ -72,6 +92,7 @@ class IngestWriter:
         self._engine = engine
         self._clock = clock
         self._listeners: list[Callable[[], None]] = []
+        self._claimant: Claimant | None = None
         # None is the stop sentinel, queued behind everything already accepted.
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +102,10 @@ class IngestWriter:
     def after_commit(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each commit (the worker wakes on new work)."""
         self._listeners.append(listener)
+
+    def hand_to(self, claimant: Claimant) -> None:
+        """Give new work items to ``claimant`` whenever it has free slots."""
+        self._claimant = claimant
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ingest-writer")
@@ -119,7 +144,7 @@ class IngestWriter:
             if not batch:
                 continue
             try:
-                results = await self._commit([n for n, _ in batch])
+                results, claimed = await self._commit([n for n, _ in batch])
             except Exception as exc:  # the writer must outlive any failure, or webhooks hang
                 log.error("store_write_failed", error=str(exc), batch=len(batch), exc_info=True)
                 for _, future in batch:
@@ -133,14 +158,20 @@ class IngestWriter:
                     future.set_result(result)
             if self._queue.empty():
                 self.idle.set()
+            if claimed and self._claimant is not None:
+                self._claimant.hand(claimed)
             for listener in self._listeners:
                 listener()
 
-    async def _commit(self, batch: Sequence[Notification]) -> list[IngestResult]:
+    async def _commit(
+        self, batch: Sequence[Notification]
+    ) -> tuple[list[IngestResult], list[Job]]:
+        taker = self._claimant
         for attempt in range(CONFLICT_RETRIES):
+            claim = (taker.id, taker.free_slots()) if taker is not None else None
             try:
                 async with durable_transaction(self._engine) as conn:
-                    return await _write_batch(conn, batch, self._clock())
+                    return await _write_batch(conn, batch, self._clock(), claim)
             except IntegrityError:
                 # Another replica inserted the same instance first; re-read and retry.
                 if attempt == CONFLICT_RETRIES - 1:
@@ -149,13 +180,22 @@ class IngestWriter:
 
 
 async def _write_batch(
-    conn: AsyncConnection, batch: Sequence[Notification], now: datetime
-) -> list[IngestResult]:
+    conn: AsyncConnection,
+    batch: Sequence[Notification],
+    now: datetime,
+    claim: tuple[str, int] | None = None,
+) -> tuple[list[IngestResult], list[Job]]:
+    """Write ``batch``; with ``claim`` (worker id, slots), up to that many new work items
+    go in already claimed by that worker, and are returned."""
     known = await _load_known(conn, batch)
     rows = _Rows()
     results = [_plan_notification(n, known, rows, now) for n in batch]
-    await _flush(conn, rows)
-    return results
+    if claim is not None and claim[1] > 0:
+        worker, slots = claim
+        rows.claimed, rows.jobs = rows.jobs[:slots], rows.jobs[slots:]
+        for row in rows.claimed:
+            row.update(status="running", claimed_by=worker, claimed_at=now, attempts=1)
+    return results, await _flush(conn, rows)
 
 
 async def _load_known(
@@ -288,7 +328,8 @@ def _event(
     }
 
 
-async def _flush(conn: AsyncConnection, rows: _Rows) -> None:
+async def _flush(conn: AsyncConnection, rows: _Rows) -> list[Job]:
+    """Insert ``rows``; the claimed work items, which go in first, are returned."""
     if rows.incidents:
         await conn.execute(insert(incidents), rows.incidents)
         await conn.execute(insert(alerts), rows.alerts)
@@ -318,5 +359,12 @@ async def _flush(conn: AsyncConnection, rows: _Rows) -> None:
         )
     if rows.events:
         await conn.execute(insert(events), rows.events)
+    claimed: list[Job] = []
+    if rows.claimed:
+        returned = await conn.execute(
+            insert(jobs).returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts), rows.claimed
+        )
+        claimed = sorted((Job(**r._asdict()) for r in returned), key=lambda j: j.id)
     if rows.jobs:
         await conn.execute(insert(jobs), rows.jobs)
+    return claimed

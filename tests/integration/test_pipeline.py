@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from remediator.actions.registry import builtin_actions
@@ -19,11 +21,13 @@ from remediator.pipeline.context import ContextStage
 from remediator.pipeline.execute import Runtime
 from remediator.pipeline.record import Recorder
 from remediator.pipeline.route import Router
+from remediator.pipeline.worker import Worker
 from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import GuardSettings, KindPolicy, KubeSettings, NamespacePolicy, Settings
 from remediator.store import jobs
 from remediator.store.db import create_engine, migrate
 from remediator.store.ingest import IngestWriter
+from remediator.store.tables import jobs as jobs_table
 from remediator.store.timeline import get_incident
 from tests.conftest import AUTH, eventually
 from tests.payloads import alert, crashloop_labels, notification
@@ -255,18 +259,28 @@ async def _stored_instance(settings: Settings):
     return engine
 
 
-async def test_a_retried_job_never_runs_a_step_twice(settings):
-    engine = await _stored_instance(settings)
-    metrics = Metrics()
+async def _pipeline(settings: Settings, engine, metrics: Metrics) -> Pipeline:
+    """The worker's pipeline on ``engine``, with no cluster and no Slack."""
     registry = RunbookRegistry(settings.runbooks.dir, builtin_actions(), metrics)
     assert await registry.load()
-    recorder = Recorder(metrics)
     runtime = Runtime(kube=None, clock=_clock, verify_interval=timedelta(seconds=1))
     approver = Approver(settings.slack, None, "", _clock, Router(settings.routing, settings.slack))
     context = ContextStage(None, settings.context, _clock)
-    pipeline = Pipeline(
-        engine, registry, builtin_actions(), settings.guards, recorder, runtime, approver, context
+    return Pipeline(
+        engine,
+        registry,
+        builtin_actions(),
+        settings.guards,
+        Recorder(metrics),
+        runtime,
+        approver,
+        context,
     )
+
+
+async def test_a_retried_job_never_runs_a_step_twice(settings):
+    engine = await _stored_instance(settings)
+    pipeline = await _pipeline(settings, engine, Metrics())
     [job] = await jobs.claim(engine, "w1", _clock(), 10)
     await pipeline.process([job])
     await pipeline.process([job])  # as if the job were handed out again after a crash
@@ -277,6 +291,86 @@ async def test_a_retried_job_never_runs_a_step_twice(settings):
     assert full.events[-1].reason == "already_executed"
     assert len(full.executions) == 1
     await engine.dispose()
+
+
+class _IdleWorker:
+    """What the ingest writer sees of a worker waiting idle with ``slots`` free."""
+
+    id = "w1"
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.handed: list[jobs.Job] = []
+
+    def free_slots(self) -> int:
+        return self.slots
+
+    def hand(self, claimed: list[jobs.Job]) -> None:
+        self.handed.extend(claimed)
+
+
+async def test_an_idle_worker_is_handed_new_alerts_already_claimed(settings):
+    engine = create_engine(settings.store.url)
+    await migrate(engine)
+    writer = IngestWriter(engine, _clock)
+    idle = _IdleWorker(slots=2)
+    writer.hand_to(idle)
+    writer.start()
+    three = [alert(crashloop_labels(deployment=name)) for name in ("a", "b", "c")]
+    await writer.write(Notification.model_validate(notification(*three)))
+    await writer.stop()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(jobs_table).order_by(jobs_table.c.id))).all()
+    # Two go to the idle worker, claimed in the ingest transaction; one waits for any worker.
+    assert [(r.status, r.claimed_by, r.attempts) for r in rows] == [
+        ("running", "w1", 1),
+        ("running", "w1", 1),
+        ("pending", None, 0),
+    ]
+    assert [(j.id, j.incident_id) for j in idle.handed] == [(r.id, r.incident_id) for r in rows[:2]]
+    assert [j.id for j in await jobs.claim(engine, "w2", _clock(), 10)] == [rows[2].id]
+    await engine.dispose()
+
+
+async def test_handed_jobs_are_finished_even_when_stopping(settings):
+    engine = await _stored_instance(settings)
+    metrics = Metrics()
+    worker = Worker(
+        engine,
+        await _pipeline(settings, engine, metrics),
+        Recorder(metrics),
+        settings.worker,
+        metrics,
+        _clock,
+        ready=lambda: True,
+    )
+    worker.hand(await jobs.claim(engine, worker.id, _clock(), 10))
+    worker.start()
+    await worker.stop()
+    async with engine.connect() as conn:
+        statuses = (await conn.execute(select(jobs_table.c.status))).scalars().all()
+    assert statuses == ["done"]
+    await engine.dispose()
+
+
+async def test_an_alert_reaching_an_idle_server_needs_no_claim(aiohttp_client, settings):
+    # A long poll keeps the worker waiting between looks, so it is surely idle below.
+    worker = settings.worker.model_copy(update={"poll_interval": 30})
+    client = await aiohttp_client(create_app(settings.model_copy(update={"worker": worker})))
+    await eventually(lambda: _ready(client))
+    await asyncio.sleep(0.3)
+    await post(client, alert())
+    assert kinds(await timeline_of(client))[-1] == "dry_run"
+    engine = create_engine(settings.store.url)
+    async with engine.connect() as conn:
+        [job] = (await conn.execute(select(jobs_table))).all()
+    await engine.dispose()
+    # Claimed in the transaction that created it; a claim would stamp a later time.
+    assert (job.status, job.claimed_at) == ("done", job.created_at)
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/readyz")).status == 200
 
 
 async def test_job_claimed_by_a_crashed_server_is_processed_after_restart(aiohttp_client, settings):
