@@ -31,7 +31,8 @@ from remediator.store.sqlite import connector
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATE_LOCK = 727_000  # pg advisory lock ids: migrations
 GUARD_LOCK = 727_001  # and guard decisions
-_DURABLE_LEVEL = "remediator_durable_synchronous"
+_DURABLE = "remediator_durable"  # connection option: this transaction is durable
+_LEVEL = "remediator_synchronous"  # pooled connection info: the level it is at now
 
 
 def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
@@ -46,17 +47,27 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
             max_overflow=0,
             pool_timeout=30,
             async_creator=connector(url),
-            execution_options={_DURABLE_LEVEL: sqlite_synchronous},
         )
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+        def _pragmas(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
             cursor = dbapi_conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
+            record.info[_LEVEL] = "NORMAL"
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _level(conn: Connection) -> None:
+            # Runs before SQLite's BEGIN, where the level may still change. Switched only
+            # when it differs: a live worker's transactions are all durable, and two
+            # PRAGMAs around each were a tenth of an alert's path to its action.
+            want = sqlite_synchronous if conn.get_execution_options().get(_DURABLE) else "NORMAL"
+            if conn.info.get(_LEVEL) != want:
+                conn.exec_driver_sql(f"PRAGMA synchronous={want}")
+                conn.info[_LEVEL] = want
 
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -65,21 +76,10 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
 @asynccontextmanager
 async def durable_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A transaction whose commit survives power loss, not only a process crash."""
-    level = engine.get_execution_options().get(_DURABLE_LEVEL)
     async with engine.connect() as conn:
-        if level is None:
-            async with conn.begin():
-                yield conn
-            return
-        # SQLite refuses to change the level inside a transaction: set it before BEGIN.
-        await conn.exec_driver_sql(f"PRAGMA synchronous={level}")
-        await conn.commit()
-        try:
-            async with conn.begin():
-                yield conn
-        finally:
-            await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-            await conn.commit()
+        durable = await conn.execution_options(**{_DURABLE: True})
+        async with durable.begin():
+            yield durable
 
 
 def alembic_config() -> Config:

@@ -163,9 +163,7 @@ class IngestWriter:
             for listener in self._listeners:
                 listener()
 
-    async def _commit(
-        self, batch: Sequence[Notification]
-    ) -> tuple[list[IngestResult], list[Job]]:
+    async def _commit(self, batch: Sequence[Notification]) -> tuple[list[IngestResult], list[Job]]:
         taker = self._claimant
         for attempt in range(CONFLICT_RETRIES):
             claim = (taker.id, taker.free_slots()) if taker is not None else None

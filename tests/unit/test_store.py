@@ -69,6 +69,23 @@ async def test_statements_run_on_the_loop_and_commits_off_it(engine):
     assert where["COMMIT"] != loop_thread
 
 
+async def test_the_level_changes_only_when_durability_does(engine):
+    # A live worker's transactions are all durable: no PRAGMA around each of them.
+    seen: list[str] = []
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+    raw._conn.set_trace_callback(seen.append)
+    for durable in (True, True, False, False, True):
+        async with durable_transaction(engine) if durable else engine.begin() as conn:
+            assert await _synchronous(conn) == (2 if durable else 1)
+    raw._conn.set_trace_callback(None)
+    assert [sql for sql in seen if sql.startswith("PRAGMA synchronous=")] == [
+        "PRAGMA synchronous=FULL",
+        "PRAGMA synchronous=NORMAL",
+        "PRAGMA synchronous=FULL",
+    ]
+
+
 async def test_durable_level_is_configurable(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", sqlite_synchronous="NORMAL")
     async with durable_transaction(engine) as conn:
