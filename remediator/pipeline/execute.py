@@ -75,6 +75,31 @@ async def execute(
     runbook = plan.runbook.spec.name
     data = {"action": step.action.name, "step": step.index, "target": plan.target.key}
     key = ExecutionKey(incident_id, runbook, plan.runbook.spec.version, step.index, plan.target.key)
+    action = step.action
+    runnable = decision.dry_run or isinstance(action, LiveAction)
+    if decision.allowed and runnable:
+        # Claim the step first: on an alert's first pass it is new, and one statement
+        # both checks and records that (the unique key decides, not an earlier read).
+        uid = new_id()
+        execution_id = await executions.begin(
+            unit.conn,
+            key,
+            action.name,
+            dry_run=decision.dry_run,
+            status="dry_run" if decision.dry_run else "intent",
+            detail=step.description,
+            namespace=plan.target.namespace,
+            params=step.params.model_dump(mode="json"),
+            uid=uid,
+            now=rt.clock(),
+        )
+        if execution_id is not None and decision.dry_run:
+            return Outcome(await _simulate(unit, rt, plan, step, uid, data), ok=True)
+        if execution_id is not None:
+            ctx = rt.context(plan, uid)
+            return await _apply(
+                unit, rt, plan, step, execution_id, ctx, data, incident_id=incident_id
+            )
     existing = await executions.find(unit.conn, key)
     if existing is not None and existing.status != "intent":
         return Outcome(
@@ -93,35 +118,16 @@ async def execute(
     if not decision.allowed:
         assert decision.reason is not None
         return Outcome(_blocked(runbook, decision.reason, decision.message, data), ok=False)
-    action = step.action
-    if not decision.dry_run and not isinstance(action, LiveAction):
-        return Outcome(
-            _blocked(
-                runbook,
-                BlockReason.ACTION_UNAVAILABLE,
-                f"{action.name} can only run as a dry run in this version",
-                data,
-            ),
-            ok=False,
-        )
-    uid = new_id()
-    execution_id = await executions.begin(
-        unit.conn,
-        key,
-        action.name,
-        dry_run=decision.dry_run,
-        status="dry_run" if decision.dry_run else "intent",
-        detail=step.description,
-        namespace=plan.target.namespace,
-        params=step.params.model_dump(mode="json"),
-        uid=uid,
-        now=rt.clock(),
+    assert not runnable  # begin() above recorded it, or found the row read here
+    return Outcome(
+        _blocked(
+            runbook,
+            BlockReason.ACTION_UNAVAILABLE,
+            f"{action.name} can only run as a dry run in this version",
+            data,
+        ),
+        ok=False,
     )
-    assert execution_id is not None  # find() above saw no row, and the unit holds the lock
-    if decision.dry_run:
-        return Outcome(await _simulate(unit, rt, plan, step, uid, data), ok=True)
-    ctx = rt.context(plan, uid)
-    return await _apply(unit, rt, plan, step, execution_id, ctx, data, incident_id=incident_id)
 
 
 async def _simulate(
