@@ -78,7 +78,7 @@ async def execute(
     action = step.action
     runnable = decision.dry_run or isinstance(action, LiveAction)
     if decision.allowed and runnable:
-        # Claim the step first: on an alert's first pass it is new, and one statement
+        # Record the step first: on an alert's first pass it is new, and one statement
         # both checks and records that (the unique key decides, not an earlier read).
         uid = new_id()
         execution_id = await executions.begin(

@@ -62,8 +62,8 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def _level(conn: Connection) -> None:
             # Runs before SQLite's BEGIN, where the level may still change. Switched only
-            # when it differs: a live worker's transactions are all durable, and two
-            # PRAGMAs around each were a tenth of an alert's path to its action.
+            # when it differs: a live worker's transactions are all durable, and setting
+            # it around each cost two PRAGMAs and two commits on an alert's path.
             want = sqlite_synchronous if conn.get_execution_options().get(_DURABLE) else "NORMAL"
             if conn.info.get(_LEVEL) != want:
                 conn.exec_driver_sql(f"PRAGMA synchronous={want}")
