@@ -97,9 +97,9 @@ class Worker:
         return self._settings.batch_size
 
     def hand(self, claimed: list[Job]) -> None:
-        """Jobs the ingest writer committed as claimed by this worker."""
+        """Jobs the ingest writer committed as claimed by this worker (its commit
+        listener, ``wake``, then wakes the lane)."""
         self._handed.extend(claimed)
-        self._wakeup.set()
 
     def start(self) -> None:
         self._tasks = [

@@ -146,7 +146,7 @@ class SlackHttpApp:
                 status, body, headers = fault.answer()
                 return _answer(status, body, headers)
             status, body = self._serve(method, request.path, params)
-            held = fake._answer_delay_for(method)
+            held = fake._answer_delay.get(method, 0.0)
             if held > 0:
                 await asyncio.sleep(held)
             if fault is not None:  # apply_first: the change happened, its answer is lost

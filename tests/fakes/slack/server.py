@@ -182,9 +182,6 @@ class FakeSlack:
         which Slack shows a message whose ts the caller does not know yet."""
         self._answer_delay[method] = seconds
 
-    def _answer_delay_for(self, method: str) -> float:
-        return self._answer_delay.get(method, 0.0)
-
     # -- faults -------------------------------------------------------------------------------
 
     def fail_next(
