@@ -5,6 +5,13 @@ retry policy of ``retry.py`` and the error tree of ``errors.py``, and hand back 
 JSON dicts whatever API produced them, so actions compare exactly what the server holds.
 Answers are parsed as JSON and never turned into the client's models: a Deployment's
 round trip through them costs ~0.75 ms of CPU, on the path to every action and verify.
+
+The client's HTTP session does not consult the environment on each call. Upstream's
+does (``trust_env``): a netrc lookup and a proxy lookup on worker threads for every
+request, 1 to 3 ms per call on a small VM, paid twice before an action's write. The
+proxy is resolved once at connect instead, from the kubeconfig's ``proxy-url`` or else
+``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` as kubectl reads them; netrc, which kubectl
+ignores, is ignored too.
 """
 
 from __future__ import annotations
@@ -12,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
+from urllib.parse import urlsplit
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
@@ -59,7 +69,9 @@ class Kube:
                 config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         except (ConfigException, OSError, ValueError) as exc:
             raise ConfigError(f"kube: cannot load the cluster configuration: {exc}") from exc
-        return cls(client.ApiClient(configuration), settings, sleep=sleep)
+        if configuration.proxy is None:
+            configuration.proxy = env_proxy(configuration.host or "")
+        return cls(_api_client(configuration), settings, sleep=sleep)
 
     async def close(self) -> None:
         await self._api.close()
@@ -138,6 +150,28 @@ async def _answer(
     if response.content_type == "application/json":
         return json.loads(text) if text else {}
     return text
+
+
+def env_proxy(server: str) -> str | None:
+    """The proxy the environment names for ``server``, unless NO_PROXY exempts it."""
+    url = urlsplit(server)
+    if url.hostname is None or urllib.request.proxy_bypass(url.hostname):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
+
+
+def _api_client(configuration: client.Configuration) -> client.ApiClient:
+    """An ApiClient whose session leaves the environment alone (see the module doc)."""
+    api = client.ApiClient(configuration)
+    rest = api.rest_client
+    upstream: aiohttp.ClientSession = rest.pool_manager
+    # Same connector (TLS settings, pool size); upstream's read buffer, sized for large
+    # objects. detach() closes the old session without closing the shared connector.
+    rest.pool_manager = aiohttp.ClientSession(
+        connector=upstream.connector, trust_env=False, read_bufsize=2**21
+    )
+    upstream.detach()
+    return api
 
 
 def _in_cluster(settings: KubeSettings) -> bool:

@@ -6,10 +6,15 @@ and backoff are asserted without real sleeping.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from remediator.kube import Kube
 from remediator.kube import errors as ke
+from remediator.kube.client import env_proxy
 from remediator.settings import KubeSettings
 from tests.fakes.kube import objects
 
@@ -131,3 +136,103 @@ async def test_request_timeout_becomes_a_timeout_error(fake_kube, kube):
     fake_kube.faults.latency = 1.0  # beyond the 0.5 s request timeout
     with pytest.raises(ke.Timeout):
         await patch(kube)
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """The loop's default executor, counting the jobs handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.jobs = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_call_costs_no_trip_to_a_worker_thread(fake_kube, kube):
+    # Upstream's session looks up netrc and the proxy on threads for every request;
+    # each hop costs a millisecond or more here, twice before every action's write.
+    await read(kube)  # the connection is open: only the calls themselves are counted
+    counting = CountingExecutor()
+    asyncio.get_running_loop().set_default_executor(counting)
+    await read(kube)
+    await patch(kube)
+    assert counting.jobs == 0
+
+
+class RecordingProxy:
+    """An HTTP forward proxy that records each request line and answers for the server."""
+
+    def __init__(self, body: bytes) -> None:
+        self.lines: list[str] = []
+        self._body = body
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.lines.append(head.split(b"\r\n", 1)[0].decode())
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(self._body)}\r\n\r\n".encode()
+                    + self._body
+                )
+                await writer.drain()
+        except asyncio.IncompleteReadError:  # the client closed the connection
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def proxy():
+    recording = RecordingProxy(json.dumps(objects.deployment("web", "prod")).encode())
+    server = await asyncio.start_server(recording, "127.0.0.1", 0)
+    recording.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield recording
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def test_the_environments_proxy_is_used_as_kubectl_would(fake_kube, proxy, no_proxy_env):
+    no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+    settings = KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig)
+    k = await Kube.connect(settings)
+    try:
+        assert (await read(k))["metadata"]["name"] == "web"
+    finally:
+        await k.close()
+    path = "/apis/apps/v1/namespaces/prod/deployments/web"
+    assert proxy.lines == [f"GET {fake_kube.url}{path} HTTP/1.1"]
+    assert not [r for r in fake_kube.requests if r.path == path]
+
+
+async def test_no_proxy_exempts_the_api_server(fake_kube, proxy, no_proxy_env):
+    fake_kube.add(objects.deployment("web", "prod"))
+    no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+    no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    settings = KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig)
+    k = await Kube.connect(settings)
+    try:
+        assert (await read(k))["metadata"]["name"] == "web"
+    finally:
+        await k.close()
+    assert proxy.lines == []
+
+
+def test_env_proxy_follows_the_scheme_and_no_proxy(no_proxy_env):
+    no_proxy_env.setenv("HTTPS_PROXY", "http://squid:3128")
+    no_proxy_env.setenv("NO_PROXY", ".svc,10.0.0.1")
+    assert env_proxy("https://api.example.com:6443") == "http://squid:3128"
+    assert env_proxy("http://api.example.com") is None  # no HTTP_PROXY set
+    assert env_proxy("https://10.0.0.1:443") is None
+    assert env_proxy("https://kubernetes.default.svc") is None
