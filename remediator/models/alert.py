@@ -43,7 +43,11 @@ def _labels(value: dict[str, str]) -> dict[str, str]:
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a timezone (RFC 3339)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Python datetimes stop at years 1 and 9999; an offset can push a time past either.
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from None
 
 
 SafeStr = Annotated[str, AfterValidator(_no_nul)]

@@ -19,7 +19,7 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +36,8 @@ from remediator.pipeline.unit import WorkUnit
 from remediator.runbooks.templating import compile_text, render_text
 from remediator.settings import ContextSettings
 from remediator.store.timeline import NewEvent
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ class ContextStage:
             out["silence"] = f"{base}/#/silences/new?filter={selector}"
         if instance.generator_url:
             out["prometheus"] = instance.generator_url
-        start = instance.starts_at - limits.events_window
+        # An alert may start in year 1 (Alertmanager accepts it); the window stops there.
+        start = instance.starts_at - min(limits.events_window, instance.starts_at - EARLIEST)
         values = {
             "labels": instance.labels,
             "annotations": instance.annotations,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from remediator.errors import StoreUnavailable
 from remediator.keys import METRICS, SETTINGS, WRITER
 from remediator.models.alert import Notification
-from remediator.web.errors import error
+from remediator.web.errors import error, undecodable
 
 
 def describe(exc: ValidationError) -> tuple[str, str]:
@@ -38,6 +38,8 @@ async def _receive(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].server.max_body_bytes
         return error(413, f"body larger than {limit} bytes (server.max_body_bytes)")
+    except web.RequestPayloadError as exc:
+        return undecodable(exc)
     try:
         notification = Notification.model_validate_json(body)
     except ValidationError as exc:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from remediator.keys import METRICS
 from remediator.web.auth import Credentials
-from remediator.web.errors import error
+from remediator.web.errors import error, undecodable
 from remediator.web.pages import error_page
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except web.RequestPayloadError as exc:  # a body read by a handler that expects none
+        return undecodable(exc)
     except (DBAPIError, OSError, TimeoutError):
         # The store is down or unreachable: a retry later can succeed, so say so.
         log.warning("store_unavailable", path=request.path, exc_info=True)

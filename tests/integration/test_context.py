@@ -186,6 +186,15 @@ async def test_secrets_in_logs_never_reach_the_timeline(start, settings, fake_ku
     assert lines[3] == "config: api_key=[REDACTED] [REDACTED]"
 
 
+async def test_an_alert_from_year_one_gets_a_window_that_stops_there(start, settings, fake_kube):
+    # Alertmanager accepts any RFC 3339 time; 15 minutes before year 1 is no datetime.
+    client = await start(live(settings, fake_kube))
+    await post(client, alert(starts_at="0001-01-01T00:00:00Z"))
+    d = await incident(client)
+    year_one_ms = int(datetime.min.replace(tzinfo=UTC).timestamp() * 1000)
+    assert f"&from={year_one_ms}&to=" in contexts(d)[0]["data"]["links"]["grafana"]
+
+
 async def with_slow_logs(start, settings, fake_kube, seconds: float, **context: Any):
     """The incident of one alert, with every log read answered after ``seconds``."""
     fake_kube.set_latency(seconds, path_contains="/log")

@@ -99,3 +99,34 @@ async def test_hostile_labels_and_content_types(client, labels, content_type):
     status = await _post(client, body, content_type)
     assert status in ACCEPTABLE
     assert (await client.get("/healthz")).status == 200
+
+
+@st.composite
+def rfc3339_times(draw: st.DrawFn) -> str:
+    """Valid RFC 3339 text, leaning on the edges where an offset crosses year 1 or 9999."""
+    year = draw(st.sampled_from([1, 2, 1970, 9998, 9999]) | st.integers(1, 9999))
+    day = draw(st.sampled_from([(1, 1), (12, 31)]))
+    clock = draw(st.sampled_from(["00:00:00", "23:59:59", "12:00:00.123456789"]))
+    sign = draw(st.sampled_from("+-"))
+    offset = f"{sign}{draw(st.integers(0, 23)):02d}:{draw(st.integers(0, 59)):02d}"
+    zone = draw(st.sampled_from(["Z", offset]))
+    return f"{year:04d}-{day[0]:02d}-{day[1]:02d}T{clock}{zone}"
+
+
+@FUZZ
+@given(starts_at=rfc3339_times(), ends_at=rfc3339_times())
+async def test_any_rfc3339_time(client, starts_at, ends_at):
+    payload = notification(alert(starts_at=starts_at, ends_at=ends_at))
+    assert await _post(client, json.dumps(payload).encode()) in ACCEPTABLE
+
+
+@FUZZ
+@given(body=st.binary(max_size=512), encoding=st.sampled_from(["gzip", "deflate", "x-gzip"]))
+async def test_any_compressed_body(client, body, encoding):
+    resp = await client.post(
+        "/api/v1/alerts",
+        data=body,
+        headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": encoding},
+    )
+    await resp.read()
+    assert resp.status in ACCEPTABLE

@@ -133,6 +133,17 @@ async def test_one_request_with_the_same_alert_twice(client):
             "alerts.0.startsAt",
             "timezone",
         ),
+        # Valid RFC 3339, but past year 1 or 9999 once converted to UTC.
+        (
+            json.dumps(notification(alert(starts_at="0001-01-01T00:00:00+01:00"))).encode(),
+            "alerts.0.startsAt",
+            "alerts.0.startsAt: Value error, is out of range",
+        ),
+        (
+            json.dumps(notification(alert(ends_at="9999-12-31T23:30:00-01:00"))).encode(),
+            "alerts.0.endsAt",
+            "alerts.0.endsAt: Value error, is out of range",
+        ),
         (
             json.dumps(notification(alert(crashloop_labels(pod="a\x00b")))).encode(),
             "alerts.0.labels",
@@ -297,6 +308,27 @@ async def test_compressed_body_that_inflates_past_the_limit_gets_413(client):
     )
     assert resp.status == 413
     assert await incidents(client) == []
+
+
+async def test_a_body_that_does_not_decode_gets_400_naming_the_encoding(client):
+    resp = await client.post(
+        "/api/v1/alerts",
+        data=b"not gzip at all",
+        headers={**AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
+    assert "could not be decoded" in (await resp.json())["error"]
+    assert resp.headers["Connection"] == "close"
+    assert await incidents(client) == []
+
+
+async def test_a_broken_body_on_a_route_that_reads_none_is_still_400(client):
+    resp = await client.post(
+        "/api/v1/approvals/" + "a" * 21 + "/approve",
+        data=b"not gzip",
+        headers={**AUTH, "Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert resp.status == 400
 
 
 def test_an_unsupported_store_is_refused_by_name():

@@ -485,8 +485,9 @@ def test_explain_reads_stdin(
         notification(version="3"),
         [notification()],
         "not json at all",
+        notification(alert(starts_at="0001-01-01T00:00:00+01:00")),
     ],
-    ids=["no-alerts", "version-3", "array", "not-json"],
+    ids=["no-alerts", "version-3", "array", "not-json", "before-year-one"],
 )
 def test_explain_refuses_what_is_not_a_webhook(
     tmp_path: Path, explain_dir: Path, capsys: pytest.CaptureFixture[str], body: Any
