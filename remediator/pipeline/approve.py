@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.models.alert import AlertInstance
-from remediator.models.events import BlockReason, EventKind, Stage
+from remediator.models.events import EventKind, Stage
 from remediator.models.ids import new_id
 from remediator.pipeline.plan import Plan
 from remediator.pipeline.route import Router
@@ -304,11 +304,6 @@ async def reply(approver: Approver, approval: Approval, text: str) -> None:
         await approver.slack.post(approval.channel, text, thread=approval.message_ts)
     except SlackError as exc:
         log.warning("approval_reply_failed", approval_id=approval.id, error=str(exc))
-
-
-def blocked_for_approval(reason: str) -> bool:
-    """Whether a refusal can be turned into a request for a person's decision."""
-    return reason == BlockReason.CIRCUIT_OPEN
 
 
 async def _reread(conn: AsyncConnection, approval: Approval) -> Approval:

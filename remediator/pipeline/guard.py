@@ -4,7 +4,8 @@ The store supplies the facts (``store/guard_ledger.py``) inside the transaction 
 will record the execution, so two decisions can never both take the last slot. Order
 matters only for which reason is reported: static policy first, then per-target,
 per-runbook, the breaker, and the global token bucket last (a token is only spent by
-a step that is otherwise allowed).
+a step that is otherwise allowed). A person's approval overrides only the breaker: it
+pauses automatic actions, and asking a person is its fallback.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ def check(
         )
     state: dict[str, dict[str, Any]] = {}
     change: str | None = None
-    breaker = _breaker(policy.breaker, facts, now)
+    # The breaker pauses what runs on its own; a person's approval is the fallback it
+    # asks for, so an approved step passes it (and leaves its state to the next one).
+    breaker = None if approved else _breaker(policy.breaker, facts, now)
     if breaker is not None:
         opened, message = breaker
         if opened:

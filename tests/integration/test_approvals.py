@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from remediator.app import create_app
-from remediator.settings import KubeSettings, Settings, SlackSettings
+from remediator.settings import BreakerSettings, KubeSettings, Settings, SlackSettings
 from tests.conftest import AUTH, TOKEN, eventually
 from tests.fakes.kube import objects
 from tests.fakes.slack.interactions import block_action_payload, signed_request
-from tests.payloads import alert, notification
+from tests.payloads import alert, crashloop_labels, notification
 
 CHANNEL = "C123"
 RUNBOOK = """\
@@ -30,7 +30,7 @@ target: {kind: Deployment, namespace: "{{ labels.namespace }}", name: "{{ labels
 steps:
   - action: restart
 approval:
-  required: true
+  required: REQUIRED
   approvers: {users: [U1], groups: [S1]}
   min_approvals: MIN
   ttl: TTL
@@ -42,15 +42,25 @@ escalate:
 
 
 def configure(
-    settings: Settings, fake_kube, fake_slack, runbook_dir, *, min_approvals=1, ttl="30m"
+    settings: Settings,
+    fake_kube,
+    fake_slack,
+    runbook_dir,
+    *,
+    min_approvals=1,
+    ttl="30m",
+    required=True,
+    breaker: BreakerSettings | None = None,
 ) -> Settings:
     text = RUNBOOK.replace("MIN", str(min_approvals)).replace("TTL", ttl)
-    (runbook_dir / "crashloop.yaml").write_text(text)
-    fake_kube.add(objects.deployment("web", "prod", replicas=2))
+    (runbook_dir / "crashloop.yaml").write_text(text.replace("REQUIRED", str(required).lower()))
+    for name in ("web", "api"):
+        fake_kube.add(objects.deployment(name, "prod", replicas=2))
     fake_slack.usergroups["S1"] = ["U2", "U3"]
+    guards = {"dry_run": False, **({"breaker": breaker} if breaker else {})}
     return settings.model_copy(
         update={
-            "guards": settings.guards.model_copy(update={"dry_run": False}),
+            "guards": settings.guards.model_copy(update=guards),
             "kube": KubeSettings(source="kubeconfig", kubeconfig=fake_kube.kubeconfig),
             "worker": settings.worker.model_copy(update={"verify_interval": 0.05}),
             "slack": SlackSettings(
@@ -357,3 +367,31 @@ async def test_the_cli_approves_and_rejects_through_the_api(make, fake_slack, fa
         lambda: "Rejected by <@U2>" in str(fake_slack.message(CHANNEL, ts).blocks)
     )
     assert fake_kube.mutations() == []
+
+
+async def test_an_open_breaker_falls_back_to_approval_and_the_approval_runs(
+    make, fake_slack, fake_kube
+):
+    # No approval needed while the breaker is closed; once a second target opens it,
+    # a person decides, and their approval is the decision: the breaker does not refuse it.
+    client = await make(required=False, breaker=BreakerSettings(max_targets=1))
+    await post(client, alert())
+    await until_kind(client, "verified")
+    assert len(fake_kube.mutations("PATCH")) == 1
+    await post(client, alert(crashloop_labels(deployment="api", pod="api-1")))
+    d = await until_kind(client, "approval_requested")
+    assert kinds(d)[-3:] == ["circuit_opened", "blocked", "approval_requested"]
+    message = await fake_slack.wait_for(
+        lambda: (m := fake_slack.messages.get(CHANNEL)) and len(m) == 1 and m[0]
+    )
+    assert "circuit breaker is open" in str(message.blocks)
+    await click(client, fake_slack, message.ts, "approve", "U1")
+    d = await until_kind(client, "verified")
+    assert kinds(d)[kinds(d).index("approval_requested") :][:4] == [
+        "approval_requested",
+        "approved",
+        "executed",
+        "verified",
+    ]
+    [_, patched] = fake_kube.mutations("PATCH")
+    assert "/deployments/api" in patched.path

@@ -89,12 +89,28 @@ class Ledger:
         labels = {"alertname": "A", "namespace": namespace, "app": app}
         return plan(self.runbook, sample_instance(labels), ACTIONS)
 
-    async def decide(self, planned: Plan, incident: str) -> guard.Decision:
+    async def decide(
+        self, planned: Plan, incident: str, *, approved: bool = False
+    ) -> guard.Decision:
         return await guard.decide(
-            self.conn, incident, planned, planned.steps[0], self.settings, MUTATING, self.now
+            self.conn,
+            incident,
+            planned,
+            planned.steps[0],
+            self.settings,
+            MUTATING,
+            self.now,
+            approved=approved,
         )
 
-    async def run(self, app: str = "web", namespace: str = "prod", status: str = "applied"):
+    async def run(
+        self,
+        app: str = "web",
+        namespace: str = "prod",
+        status: str = "applied",
+        *,
+        approved: bool = False,
+    ):
         """Decide for a new incident; record the execution when allowed."""
         self.count += 1
         incident = f"i{self.count}"
@@ -113,7 +129,7 @@ class Ledger:
             )
         )
         planned = self.plan(app, namespace)
-        decision = await self.decide(planned, incident)
+        decision = await self.decide(planned, incident, approved=approved)
         if decision.allowed:
             key = ExecutionKey(incident, "web", "1", 0, planned.target.key)
             await executions.begin(
@@ -209,6 +225,22 @@ async def test_breaker_opens_on_failure_ratio(conn, runbook):
     tripped = await ledger.run(app="e")
     assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
     assert "2 of 4 actions failed" in tripped.message
+
+
+async def test_an_approval_passes_an_open_breaker_and_no_other_guard(conn, runbook):
+    rate = RateSettings(per_minute=1, burst=2)
+    ledger = Ledger(conn, runbook, policy(breaker=BreakerSettings(max_targets=1), rate=rate))
+    assert (await ledger.run(app="a", status="intent")).allowed
+    tripped = await ledger.run(app="b")
+    assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
+    approved = await ledger.run(app="b", status="verified", approved=True)
+    assert (approved.allowed, approved.breaker_change) == (True, None)
+    busy = await ledger.run(app="a", approved=True)
+    assert (busy.allowed, busy.reason) == (False, "target_busy")
+    limited = await ledger.run(app="c", approved=True)  # the approved step took the last token
+    assert (limited.allowed, limited.reason) == (False, "rate_limited")
+    still = await ledger.run(app="c")  # automatic actions stay paused
+    assert (still.allowed, still.reason, still.breaker_change) == (False, "circuit_open", None)
 
 
 async def test_dry_run_history_never_limits_live_actions(conn, runbook):
