@@ -111,6 +111,28 @@ class StoreSettings(Section):
 class RunbookSettings(Section):
     dir: Path = Path("runbooks")
     watch: bool = Field(default=True, description="Hot-reload runbooks when files change.")
+    source_url: str | None = Field(
+        default=None,
+        description=(
+            "Where the incident page links a runbook's file: an http(s) URL with {file} "
+            "(relative to runbooks.dir) and {commit} (HEAD when the directory is not a Git "
+            "checkout), e.g. https://github.com/acme/ops/blob/{commit}/runbooks/{file}."
+        ),
+    )
+
+    @field_validator("source_url")
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"https?://[^/]", value):
+            raise ValueError("must be an http(s) URL")
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"file", "commit"}
+        if unknown:
+            raise ValueError(
+                f"unknown placeholder {{{sorted(unknown)[0]}}}; use {{file}} and {{commit}}"
+            )
+        return value
 
 
 class NamespacePolicy(Section):

@@ -23,7 +23,7 @@ from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoes
 from markupsafe import Markup
 from multidict import MultiMapping
 
-from remediator.keys import ENGINE
+from remediator.keys import ENGINE, SETTINGS
 from remediator.models.events import EventKind, IncidentStatus
 from remediator.models.ids import ID_PATTERN
 from remediator.models.incident import IncidentDetail
@@ -284,7 +284,7 @@ async def incident_detail(request: web.Request) -> web.Response:
     return render(
         "detail.html",
         incident=found,
-        runbooks=_runbooks(found),
+        runbooks=_runbooks(found, request.app[SETTINGS].runbooks.source_url),
         approval_kinds=_APPROVAL_KINDS,
         tones=TONES,
         alertmanager=href(alertmanager_url(found.external_url, found.labels)),
@@ -292,6 +292,22 @@ async def incident_detail(request: web.Request) -> web.Response:
     )
 
 
-def _runbooks(incident: IncidentDetail) -> list[dict[str, Any]]:
-    """The runbooks that matched: name, version, file and commit, as ``matched`` recorded."""
-    return [{**e.data, "name": e.runbook} for e in incident.events if e.kind == EventKind.MATCHED]
+def _runbooks(incident: IncidentDetail, source_url: str | None) -> list[dict[str, Any]]:
+    """The runbooks that matched: name, version, file and commit, as ``matched`` recorded,
+    with a link to the file at that commit when ``runbooks.source_url`` is set."""
+    return [
+        {**e.data, "name": e.runbook, "url": _source_link(source_url, e.data)}
+        for e in incident.events
+        if e.kind == EventKind.MATCHED
+    ]
+
+
+def _source_link(template: str | None, matched: Mapping[str, Any]) -> str | None:
+    file, commit = matched.get("file"), matched.get("commit")
+    if template is None or not isinstance(file, str) or not file:
+        return None
+    return href(
+        template.replace("{file}", quote(file)).replace(
+            "{commit}", quote(commit) if isinstance(commit, str) and commit else "HEAD"
+        )
+    )

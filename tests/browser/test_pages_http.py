@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from remediator.app import create_app
+from remediator.errors import ConfigError
 from remediator.settings import Settings
 from remediator.web.pages import href
 from tests.conftest import AUTH, ClientFactory, eventually
@@ -189,3 +190,38 @@ async def test_time_range_bounds_when_the_incident_was_opened(pages):
 )
 def test_only_http_urls_become_links(value, allowed):
     assert (href(value) is not None) is allowed
+
+
+async def test_the_runbook_file_links_to_its_source_when_configured(aiohttp_client, settings):
+    template = "https://git.example/ops/blob/{commit}/runbooks/{file}?plain=1"
+    runbooks = settings.runbooks.model_copy(update={"source_url": template})
+    linked = await aiohttp_client(
+        create_app(with_basic_auth(settings.model_copy(update={"runbooks": runbooks})))
+    )
+    incident = await seed(linked)
+    [matched] = [e for e in incident["events"] if e["kind"] == "matched"]
+    commit = matched["data"].get("commit") or "HEAD"
+    body = await html(linked, f"/incidents/{incident['id']}")
+    url = f"https://git.example/ops/blob/{commit}/runbooks/{matched['data']['file']}?plain=1"
+    assert f'<a class="runbook-file" href="{url}"' in body
+
+
+async def test_without_a_source_url_the_runbook_file_is_plain_text(pages):
+    incident = await seed(pages)
+    body = await html(pages, f"/incidents/{incident['id']}")
+    assert 'class="runbook-file"' not in body
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ftp://git.example/{file}", "must be an http(s) URL"),
+        ("javascript:alert(1)//{file}", "must be an http(s) URL"),
+        ("https://git.example/{branch}/{file}", "unknown placeholder {branch}"),
+    ],
+)
+def test_a_bad_source_url_is_refused_by_name(value, message):
+    with pytest.raises(ConfigError) as info:
+        Settings.load(None, **{"runbooks.source_url": value})
+    assert "runbooks.source_url" in str(info.value)
+    assert message in str(info.value)
