@@ -171,8 +171,9 @@ class BreakerSettings(Section):
     max_targets: Annotated[int, Field(ge=1)] = Field(
         default=10, description="Open when more distinct targets than this were touched."
     )
-    max_failure_ratio: Annotated[float, Field(gt=0, le=1)] = Field(
-        default=0.5, description="Open when at least this share of finished actions failed."
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.5,
+        description="Open when more than this share of finished actions failed (0: any; 1: never).",
     )
     min_finished: Annotated[int, Field(ge=1)] = Field(
         default=4, description="Finished actions needed before the failure ratio counts."

@@ -165,7 +165,7 @@ def _breaker(settings: BreakerSettings, facts: Facts, now: datetime) -> tuple[bo
             f"(max {settings.max_targets})"
         )
     elif facts.finished >= settings.min_finished and (
-        facts.failed / facts.finished >= settings.max_failure_ratio
+        facts.failed / facts.finished > settings.max_failure_ratio
     ):
         why = (
             f"{facts.failed} of {facts.finished} actions failed within "

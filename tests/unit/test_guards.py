@@ -216,15 +216,24 @@ async def test_breaker_opens_on_many_targets_and_closes_after_quiet_period(conn,
     assert (closed.allowed, closed.breaker_change) == (True, "closed")
 
 
-async def test_breaker_opens_on_failure_ratio(conn, runbook):
+@pytest.mark.parametrize(
+    ("failed", "trips"),
+    [
+        ("failed verified verification_failed verified", False),
+        ("failed failed failed verified", True),
+    ],
+    ids=["2-of-4", "3-of-4"],
+)
+async def test_breaker_opens_on_more_than_the_failure_ratio(conn, runbook, failed, trips):
     breaker = BreakerSettings(max_targets=50, min_finished=4, max_failure_ratio=0.5)
     ledger = Ledger(conn, runbook, policy(breaker=breaker))
-    for app, status in [("a", "failed"), ("b", "verified"), ("c", "verification_failed")]:
+    for app, status in zip("abcd", failed.split(), strict=True):
         assert (await ledger.run(app=app, status=status)).allowed
-    assert (await ledger.run(app="d", status="verified")).allowed  # 2 of 4 failed, now
-    tripped = await ledger.run(app="e")
-    assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
-    assert "2 of 4 actions failed" in tripped.message
+    decision = await ledger.run(app="e")  # a half is not more than 0.5
+    assert (decision.allowed, decision.reason) == (
+        (False, "circuit_open") if trips else (True, None)
+    )
+    assert ("3 of 4 actions failed" in decision.message) is trips
 
 
 async def test_an_approval_passes_an_open_breaker_and_no_other_guard(conn, runbook):
