@@ -35,6 +35,7 @@ BOTH_STORES = {
     "test_replicas",
     "test_retention",
     "test_context",
+    "test_crash",
 }
 
 

@@ -24,6 +24,7 @@ from remediator.pipeline.execute import Runtime, execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import Plan, PlannedStep, plan
 from remediator.pipeline.record import Recorder
+from remediator.pipeline.recover import recover
 from remediator.pipeline.unit import WorkUnit
 from remediator.pipeline.verify import verify
 from remediator.runbooks.loader import LoadedRunbook, RunbookSet
@@ -71,10 +72,17 @@ class Pipeline:
                 if job.kind == "verify" and job.execution_id is not None:
                     if await self._verify(unit, job.execution_id, instance):
                         waiting.append(job.id)
-                elif job.approval_id is not None and instance is not None:
+                    continue
+                if instance is None:
+                    continue
+                settled: frozenset[str] = frozenset()
+                if job.attempts > 1:  # run before: a dead process may have left a step begun
+                    named = self._runbooks().named
+                    settled = await recover(unit, self._rt, self._actions, instance, named)
+                if job.approval_id is not None:
                     await self._after_approval(unit, job.kind, job.approval_id, instance)
-                elif instance is not None:
-                    await self._alert(unit, instance)
+                else:
+                    await self._alert(unit, instance, settled)
             done = [j.id for j in batch if j.id not in waiting]
             await jobs.finish(unit.conn, done, self._clock())
             if waiting:
@@ -82,7 +90,11 @@ class Pipeline:
         self._recorder.observe(unit.written)
         await self._progress(unit.written)
 
-    async def _alert(self, unit: WorkUnit, instance: AlertInstance) -> None:
+    async def _alert(
+        self, unit: WorkUnit, instance: AlertInstance, settled: frozenset[str] = frozenset()
+    ) -> None:
+        """Match and run the runbooks; one in ``settled`` already acted on this alert under
+        a version since replaced, so the new version does not act again."""
         if not instance.is_open:
             unit.add(
                 instance.incident_id,
@@ -100,6 +112,19 @@ class Pipeline:
             team = self._approver.router.team(found[0].spec.owner, instance.labels)
             await timeline.set_team(unit.conn, instance.incident_id, team)
         for runbook in found:
+            if runbook.spec.name in settled:
+                unit.add(
+                    instance.incident_id,
+                    NewEvent(
+                        Stage.EXECUTE,
+                        EventKind.SKIPPED,
+                        f"runbook {runbook.spec.name} already acted on this alert under an "
+                        f"earlier version; version {runbook.spec.version} does not run",
+                        runbook=runbook.spec.name,
+                        reason=BlockReason.ALREADY_EXECUTED,
+                    ),
+                )
+                continue
             await self._runbook(unit, runbook, instance)
 
     def _plan(self, unit: WorkUnit, runbook: LoadedRunbook, instance: AlertInstance) -> Plan | None:

@@ -102,6 +102,8 @@ async def execute(
             )
     existing = await executions.find(unit.conn, key)
     if existing is not None and existing.status != "intent":
+        # A job run again (its process died, or it failed after this step) replays its
+        # runbook: a step that went through lets the ones after it follow.
         return Outcome(
             NewEvent(
                 Stage.EXECUTE,
@@ -111,7 +113,7 @@ async def execute(
                 reason=BlockReason.ALREADY_EXECUTED,
                 data=data,
             ),
-            ok=False,
+            ok=existing.status in executions.WENT_THROUGH,
         )
     if existing is not None:
         return await _reconcile(unit, rt, plan, step, decision, existing, data)
@@ -188,7 +190,8 @@ async def _apply(
     await unit.resume()
     if reconciled:
         message = f"{message} (after a restart found it not yet applied)"
-    await _applied(unit, rt, incident_id, plan, step, execution_id, message)
+    timeout = plan.runbook.spec.verify.timeout
+    await record_applied(unit, rt, incident_id, action, timeout, execution_id, message)
     return Outcome(
         NewEvent(
             Stage.EXECUTE, EventKind.EXECUTED, message, runbook=plan.runbook.spec.name, data=data
@@ -197,23 +200,22 @@ async def _apply(
     )
 
 
-async def _applied(
+async def record_applied(
     unit: WorkUnit,
     rt: Runtime,
     incident_id: str,
-    plan: Plan,
-    step: PlannedStep,
+    action: LiveAction,
+    verify_timeout: timedelta,
     execution_id: int,
     message: str,
 ) -> None:
     """Record success; a cluster change is then verified by a scheduled verify job."""
     now = rt.clock()
-    if not step.action.mutates:
+    if not action.mutates:
         await executions.finish(unit.conn, execution_id, "done", message, now)
         return
-    deadline = now + plan.runbook.spec.verify.timeout
     await executions.finish(
-        unit.conn, execution_id, "applied", message, now, verify_deadline=deadline
+        unit.conn, execution_id, "applied", message, now, verify_deadline=now + verify_timeout
     )
     await jobs.enqueue(
         unit.conn,
@@ -247,7 +249,8 @@ async def _reconcile(
         await unit.resume()
     if applied:
         message = f"found applied on the cluster after a restart: {step.description}"
-        await _applied(unit, rt, existing.incident_id, plan, step, existing.id, message)
+        timeout = plan.runbook.spec.verify.timeout
+        await record_applied(unit, rt, existing.incident_id, action, timeout, existing.id, message)
         return Outcome(
             NewEvent(Stage.EXECUTE, EventKind.RECONCILED, message, runbook=runbook, data=data),
             ok=True,

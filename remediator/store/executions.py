@@ -21,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.store.tables import executions
 
+# Statuses of a step that did what it meant to (verification may still be pending).
+WENT_THROUGH = frozenset({"dry_run", "applied", "verified", "done"})
+
 
 @dataclass(frozen=True)
 class ExecutionKey:
@@ -38,6 +41,7 @@ class Execution:
     status: str
     incident_id: str
     runbook: str
+    version: str
     step: int
     action: str
     target: str
@@ -56,6 +60,7 @@ _COLUMNS = (
     executions.c.status,
     executions.c.incident_id,
     executions.c.runbook,
+    executions.c.version,
     executions.c.step,
     executions.c.action,
     executions.c.target,
@@ -123,6 +128,16 @@ async def find(conn: AsyncConnection, key: ExecutionKey) -> Execution | None:
 async def get(conn: AsyncConnection, execution_id: int) -> Execution | None:
     row = (await conn.execute(select(*_COLUMNS).where(executions.c.id == execution_id))).first()
     return Execution(**row._asdict()) if row else None
+
+
+async def unsettled(conn: AsyncConnection, incident_id: str) -> list[Execution]:
+    """The incident's steps begun but never finished: a process died in between."""
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .where(executions.c.incident_id == incident_id, executions.c.status == "intent")
+        .order_by(executions.c.id)
+    )
+    return [Execution(**row._asdict()) for row in rows]
 
 
 async def finish(

@@ -1,0 +1,113 @@
+"""Stage: settle the steps a dead process left begun, when replaying its job cannot.
+
+A job run again after its process died replays its runbook, and the execute stage
+reconciles the step it finds begun. That replay does not happen when the alert resolved
+in between, or when the runbook the step belongs to changed or went away: the begun step
+would then stay ``intent`` for good and keep its target busy. Here such a step is looked
+up on the cluster from what its ledger row recorded: found applied, it is verified like
+any other; not applied, it is cancelled and never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from remediator.actions.base import Context, LiveAction, RenderedTarget
+from remediator.actions.registry import Registry
+from remediator.models.alert import AlertInstance
+from remediator.models.events import BlockReason, EventKind, Stage
+from remediator.models.runbook import Verify
+from remediator.pipeline.execute import Runtime, record_applied
+from remediator.pipeline.unit import WorkUnit
+from remediator.runbooks.loader import LoadedRunbook
+from remediator.store import executions
+from remediator.store.executions import Execution
+from remediator.store.timeline import NewEvent
+
+
+async def recover(
+    unit: WorkUnit,
+    rt: Runtime,
+    actions: Registry,
+    instance: AlertInstance,
+    runbook: Callable[[str], LoadedRunbook | None],
+) -> frozenset[str]:
+    """Settle what the replay will not reach; the runbooks whose step was found applied
+    (their current version must not act on this alert again)."""
+    applied: set[str] = set()
+    for ex in await executions.unsettled(unit.conn, instance.incident_id):
+        loaded = runbook(ex.runbook)
+        why = _no_replay(instance, ex, loaded)
+        if why is None:
+            continue  # the replay reaches it and reconciles it in the execute stage
+        verify = loaded.spec.verify if loaded is not None else Verify()
+        event = await _settle(unit, rt, actions, ex, verify, *why)
+        if event.kind == EventKind.RECONCILED:
+            applied.add(ex.runbook)
+        unit.add(instance.incident_id, event)
+    return frozenset(applied)
+
+
+def _no_replay(
+    instance: AlertInstance, ex: Execution, loaded: LoadedRunbook | None
+) -> tuple[str, BlockReason] | None:
+    """Why the job's replay will not reach this step, with the reason to record."""
+    if not instance.is_open:
+        return "the alert resolved", BlockReason.ALERT_RESOLVED
+    if loaded is None:
+        return f"runbook {ex.runbook} is no longer loaded", BlockReason.RUNBOOK_CHANGED
+    if loaded.spec.version != ex.version:
+        now = loaded.spec.version
+        why = f"runbook {ex.runbook} changed (version {ex.version}, now {now})"
+        return why, BlockReason.RUNBOOK_CHANGED
+    return None
+
+
+async def _settle(
+    unit: WorkUnit,
+    rt: Runtime,
+    actions: Registry,
+    ex: Execution,
+    verify: Verify,
+    why: str,
+    reason: BlockReason,
+) -> NewEvent:
+    data = {"action": ex.action, "step": ex.step, "target": ex.target}
+    action = actions.get(ex.action)
+    now = rt.clock()
+    if not isinstance(action, LiveAction):
+        message = f"begun before a restart, but action {ex.action!r} is no longer available"
+        await executions.finish(unit.conn, ex.id, "cancelled", message, now)
+        return _cancelled(ex, message, reason, data)
+    try:
+        params = action.params_model.model_validate(ex.params)
+    except ValidationError as exc:
+        message = f"begun before a restart, but its stored parameters are no longer valid: {exc}"
+        await executions.finish(unit.conn, ex.id, "cancelled", message, now)
+        return _cancelled(ex, message, reason, data)
+    target = RenderedTarget.from_key(ex.target)
+    assert ex.uid is not None  # every live step is begun with one
+    ctx = Context(ex.uid, ex.runbook, now)
+    await unit.pause()
+    try:
+        found = await action.applied(rt.kube, target, params, ctx)
+    finally:
+        await unit.resume()
+    described = action.describe(target, params)
+    if found:
+        message = f"found applied on the cluster after a restart: {described} ({why} since)"
+        await record_applied(unit, rt, ex.incident_id, action, verify.timeout, ex.id, message)
+        return NewEvent(Stage.EXECUTE, EventKind.RECONCILED, message, runbook=ex.runbook, data=data)
+    message = f"not applied before a restart, and not sent now: {why} ({described})"
+    await executions.finish(unit.conn, ex.id, "cancelled", message, rt.clock())
+    return _cancelled(ex, message, reason, data)
+
+
+def _cancelled(
+    ex: Execution, message: str, reason: BlockReason, data: dict[str, object]
+) -> NewEvent:
+    return NewEvent(
+        Stage.EXECUTE, EventKind.CANCELLED, message, runbook=ex.runbook, reason=reason, data=data
+    )
