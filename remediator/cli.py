@@ -35,7 +35,7 @@ from remediator.runbooks.loader import RunbookSet, load_dir
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_URL = "http://127.0.0.1:9595"
-INCIDENT_FILTERS = ("status", "namespace", "runbook", "alertname", "team")
+INCIDENT_FILTERS = ("status", "namespace", "runbook", "alertname", "team", "since", "until")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -329,6 +329,12 @@ def _incidents_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     listing.add_argument("--runbook", metavar="R", help="incidents this runbook matched")
     listing.add_argument("--alertname", metavar="A")
     listing.add_argument("--team", metavar="T")
+    listing.add_argument(
+        "--since", metavar="TIME", help="opened at or after: 2025-05-01 or 2025-05-01T10:00Z"
+    )
+    listing.add_argument(
+        "--until", metavar="TIME", help="opened before (a date includes that whole day)"
+    )
     listing.add_argument("--limit", type=_page_size, metavar="N", help="1-500 (default 50)")
     listing.add_argument("--cursor", metavar="C", help="the next page, as the last page said")
     server(listing)

@@ -100,6 +100,17 @@ def document() -> dict[str, Any]:
                         _query("alertname", "Alert name", {"type": "string"}),
                         _query("team", "Owning team", {"type": "string"}),
                         _query(
+                            "since",
+                            "Opened at or after: an ISO date or date and time (UTC unless "
+                            "it carries an offset)",
+                            {"type": "string", "examples": ["2025-05-01", "2025-05-01T10:00Z"]},
+                        ),
+                        _query(
+                            "until",
+                            "Opened before: an ISO date (that whole day included) or date and time",
+                            {"type": "string", "examples": ["2025-05-02"]},
+                        ),
+                        _query(
                             "limit",
                             "Page size",
                             {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},

@@ -11,30 +11,22 @@ import base64
 import functools
 import hashlib
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 from jinja2 import ChainableUndefined, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from multidict import MultiMapping
 
 from remediator.keys import ENGINE, SETTINGS
 from remediator.models.events import EventKind, IncidentStatus
 from remediator.models.ids import ID_PATTERN
 from remediator.models.incident import IncidentDetail
 from remediator.store import timeline
-from remediator.store.timeline import IncidentFilter
-from remediator.web.incidents import DEFAULT_LIMIT, FILTERS, MAX_LIMIT
+from remediator.web.query import BadQuery, parse_query
 
-TIME_FILTERS = ("since", "until")
-PARAMETERS = frozenset({*FILTERS, *TIME_FILTERS, "limit", "cursor"})
-_DIGITS = re.compile(r"[0-9]{1,4}")
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _APPROVAL_KINDS = frozenset(
     {
         EventKind.APPROVAL_REQUESTED,
@@ -73,79 +65,6 @@ TONES = {
         "warn",
     ),
 }
-
-
-class BadQuery(Exception):
-    """A query parameter that can never be answered; ``field`` names it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """A parsed ``/incidents`` query; ``values`` refill the form and carry into paging."""
-
-    where: IncidentFilter
-    since: datetime | None
-    until: datetime | None
-    limit: int
-    cursor: str | None
-    values: dict[str, str]
-
-    def url(self, **changes: str | None) -> str:
-        """``/incidents`` with the same filters and ``changes`` applied (None drops one)."""
-        merged: dict[str, str | None] = {**self.values, **changes}
-        kept = {k: v for k, v in merged.items() if v}
-        return "/incidents" + (f"?{urlencode(kept)}" if kept else "")
-
-
-def parse_query(query: MultiMapping[str]) -> ListQuery:
-    """The filters, page size and cursor of ``query``; raises BadQuery naming the field.
-
-    An empty value means no filter, as in the JSON API. ``since``/``until`` take an ISO
-    date or date and time (UTC unless it says otherwise); a date for ``until`` includes
-    that whole day.
-    """
-    unknown = sorted(set(query) - PARAMETERS)
-    if unknown:
-        raise BadQuery(unknown[0], f"unknown query parameter {unknown[0]!r}")
-    repeated = sorted(name for name in set(query) if len(query.getall(name)) > 1)
-    if repeated:
-        raise BadQuery(repeated[0], f"query parameter {repeated[0]!r} given more than once")
-    values = {name: query[name].strip() for name in query if query[name].strip()}
-    cursor = values.get("cursor")
-    if cursor is not None and not ID_PATTERN.fullmatch(cursor):
-        raise BadQuery("cursor", "cursor must come from an “Older” link")
-    status = values.get("status")
-    if status is not None and status not in set(IncidentStatus):
-        raise BadQuery("status", f"status must be one of {', '.join(IncidentStatus)}")
-    raw_limit = values.get("limit", str(DEFAULT_LIMIT))
-    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise BadQuery("limit", f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    since = _instant("since", values["since"]) if "since" in values else None
-    until = _instant("until", values["until"]) if "until" in values else None
-    if since is not None and until is not None and until <= since:
-        raise BadQuery("until", "until must be later than since")
-    where = IncidentFilter(**{name: values.get(name) for name in FILTERS})
-    return ListQuery(where, since, until, int(raw_limit), cursor, values)
-
-
-def _instant(name: str, text: str) -> datetime:
-    """An aware UTC datetime; a bare date is its midnight, or the next one for ``until``."""
-    try:
-        if _DATE.fullmatch(text):
-            start = datetime.combine(date.fromisoformat(text), time(), UTC)
-            return start + timedelta(days=1) if name == "until" else start
-        value = datetime.fromisoformat(text)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise BadQuery(
-            name,
-            f"{name} must be an ISO date or date and time, e.g. 2025-05-01 or 2025-05-01T10:00Z",
-        ) from None
 
 
 def href(value: object) -> str | None:
@@ -249,7 +168,7 @@ def error_page(status: int, message: str, field: str | None = None) -> web.Respo
 async def incident_list(request: web.Request) -> web.Response:
     """The incidents, newest first, filtered by the query and paged by cursor."""
     try:
-        query = parse_query(request.query)
+        query = parse_query(request.query, "cursor must come from an “Older” link")
     except BadQuery as exc:
         return error_page(400, exc.message, exc.field)
     page = await timeline.list_incidents(

@@ -193,7 +193,8 @@ def test_list_asks_with_the_filters_and_prints_a_table(
 
     code, out, err = run(
         capsys, "incidents", "list", "--status", "open", "--namespace", "prod",
-        "--team", "web-team", "--limit", "2", "--url", api.url,
+        "--team", "web-team", "--since", "2025-05-01", "--until", "2025-05-02T10:00Z",
+        "--limit", "2", "--url", api.url,
     )  # fmt: skip
 
     assert (code, err) == (0, "")
@@ -203,6 +204,8 @@ def test_list_asks_with_the_filters_and_prints_a_table(
         "status": ["open"],
         "namespace": ["prod"],
         "team": ["web-team"],
+        "since": ["2025-05-01"],
+        "until": ["2025-05-02T10:00Z"],
         "limit": ["2"],
     }
     assert headers["Authorization"] == "Bearer env-token"
@@ -221,7 +224,7 @@ def test_list_asks_with_the_filters_and_prints_a_table(
     assert "—" in row_b  # no team yet
     assert lines[-1] == (
         "next page: remediator incidents list --status open --namespace prod --team web-team "
-        f"--limit 2 --url {api.url} --cursor {ID_B}"
+        f"--since 2025-05-01 --until 2025-05-02T10:00Z --limit 2 --url {api.url} --cursor {ID_B}"
     )
 
 
