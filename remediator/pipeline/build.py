@@ -299,13 +299,16 @@ class Pipeline:
             await unit.resume()
         incident_id = instance.incident_id
         found = self._runbooks().named(approval.runbook)
-        if kind == "approved" and not instance.is_open:
+        if not instance.is_open:
+            # Pending work for a resolved alert is cancelled: no run, and no escalation.
             unit.add(
                 incident_id,
                 NewEvent(
                     Stage.APPROVE,
                     EventKind.CANCELLED,
-                    "approved, but the alert resolved before the runbook ran; nothing done",
+                    "approved, but the alert resolved before the runbook ran; nothing done"
+                    if kind == "approved"
+                    else "approval expired, but the alert has resolved; no escalation",
                     runbook=approval.runbook,
                     reason=BlockReason.ALERT_RESOLVED,
                 ),

@@ -309,6 +309,22 @@ async def test_unanswered_request_expires_and_escalates(make, fake_slack, fake_k
     assert fake_kube.mutations() == []
 
 
+async def test_a_request_left_unanswered_after_the_alert_resolved_escalates_nothing(
+    make, fake_slack, fake_kube
+):
+    client = await make(ttl="1s")
+    await requested(client, fake_slack)
+    await post(client, alert(status="resolved", ends_at="2025-05-01T10:05:00Z"))
+    d = await until_kind(client, "cancelled")
+    assert d["events"][-1]["message"] == (
+        "approval expired, but the alert has resolved; no escalation"
+    )
+    assert "approval_expired" in kinds(d)
+    assert "executed" not in kinds(d)
+    assert [m.text for m in fake_slack.messages[CHANNEL]][1:] == []  # the request only
+    assert fake_kube.mutations() == []
+
+
 async def _escalated(client):
     d = await detail(client)
     return d if kinds(d)[-1] == "executed" else None
