@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, Self
@@ -120,15 +121,18 @@ class Kube:
         *,
         write: bool,
     ) -> JSON:
+        deadline = self._settings.deadline
+        ends = time.monotonic() + deadline
+
         async def once() -> Any:
+            # No single request outlives the overall deadline.
+            seconds = min(self._settings.request_timeout, max(ends - time.monotonic(), 0.01))
             try:
-                return await _answer(fn, args, kw, self._settings.request_timeout)
+                return await _answer(fn, args, kw, seconds)
             except Exception as exc:
                 raise translate(exc, what) from exc
 
-        result = await with_retries(
-            once, write=write, deadline=self._settings.deadline, sleep=self._sleep
-        )
+        result = await with_retries(once, write=write, deadline=deadline, sleep=self._sleep)
         return result if isinstance(result, dict) else {}
 
 

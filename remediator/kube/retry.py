@@ -12,7 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_before_delay
 
 from remediator.kube.errors import KubeError, Transient
 
@@ -48,11 +48,14 @@ def backoff(state: RetryCallState) -> float:
 async def with_retries(
     call: Callable[[], Awaitable[T]], *, write: bool, deadline: float, sleep: Sleep
 ) -> T:
-    """Run ``call`` until it succeeds, fails for good, or ``deadline`` seconds pass."""
+    """Run ``call`` until it succeeds, fails for good, or ``deadline`` seconds pass.
+
+    A wait that would end past the deadline (a long Retry-After) is not begun: the last
+    error is raised at once rather than after the deadline."""
     retrying = AsyncRetrying(
         retry=retry_if_exception(retryable(write=write)),
         wait=backoff,
-        stop=stop_after_delay(deadline),
+        stop=stop_before_delay(deadline),
         sleep=sleep,
         reraise=True,
     )

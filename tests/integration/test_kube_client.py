@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -56,10 +57,33 @@ async def test_reads_come_back_as_plain_json(kube):
 
 
 async def test_429_is_retried_after_the_servers_retry_after(fake_kube, kube, sleeps):
-    fake_kube.fail_next(2, status=429, retry_after=3, method="GET")
+    fake_kube.fail_next(2, status=429, retry_after=1, method="GET")
     assert (await read(kube))["metadata"]["name"] == "web"
     assert len(sleeps) == 2
-    assert all(s >= 3 for s in sleeps)
+    assert all(s >= 1 for s in sleeps)
+
+
+async def test_a_retry_after_past_the_deadline_is_not_waited_for(fake_kube, kube, sleeps):
+    fake_kube.fail_next(1, status=429, retry_after=120, method="GET")  # deadline is 3 s
+    with pytest.raises(ke.TooManyRequests):
+        await read(kube)
+    assert sleeps == []
+    assert len(fake_kube.requests) == 1
+
+
+async def test_no_request_outlives_the_deadline(fake_kube):
+    fake_kube.faults.latency = 30
+    settings = KubeSettings(
+        source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=30, deadline=1
+    )
+    k = await Kube.connect(settings)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ke.Timeout):
+            await read(k)
+        assert time.monotonic() - started < 10  # the 1 s deadline, not the 30 s timeout
+    finally:
+        await k.close()
 
 
 @pytest.mark.parametrize("status", [500, 503])
