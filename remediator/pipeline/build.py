@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.actions.registry import Registry
@@ -68,27 +69,40 @@ class Pipeline:
         async with unit:
             instances = await timeline.load_instances(unit.conn, [j.incident_id for j in batch])
             for job in batch:
-                instance = instances.get(job.incident_id)
-                if job.kind == "verify" and job.execution_id is not None:
-                    if await self._verify(unit, job.execution_id, instance):
-                        waiting.append(job.id)
-                    continue
-                if instance is None:
-                    continue
-                settled: frozenset[str] = frozenset()
-                if job.attempts > 1:  # run before: a dead process may have left a step begun
-                    named = self._runbooks().named
-                    settled = await recover(unit, self._rt, self._actions, instance, named)
-                if job.approval_id is not None:
-                    await self._after_approval(unit, job.kind, job.approval_id, instance)
-                else:
-                    await self._alert(unit, instance, settled)
+                # Each log line names the incident it is about, as for a single job.
+                with structlog.contextvars.bound_contextvars(
+                    incident_id=job.incident_id, job_id=job.id
+                ):
+                    await self._job(unit, job, instances.get(job.incident_id), waiting)
             done = [j.id for j in batch if j.id not in waiting]
             await jobs.finish(unit.conn, done, self._clock())
             if waiting:
                 await jobs.reschedule(unit.conn, waiting, self._clock() + self._rt.verify_interval)
         self._recorder.observe(unit.written)
         await self._progress(unit.written)
+
+    async def _job(
+        self,
+        unit: WorkUnit,
+        job: Job,
+        instance: AlertInstance | None,
+        waiting: list[int],
+    ) -> None:
+        """One job's stages; a verify job that must look again joins ``waiting``."""
+        if job.kind == "verify" and job.execution_id is not None:
+            if await self._verify(unit, job.execution_id, instance):
+                waiting.append(job.id)
+            return
+        if instance is None:
+            return
+        settled: frozenset[str] = frozenset()
+        if job.attempts > 1:  # run before: a dead process may have left a step begun
+            named = self._runbooks().named
+            settled = await recover(unit, self._rt, self._actions, instance, named)
+        if job.approval_id is not None:
+            await self._after_approval(unit, job.kind, job.approval_id, instance)
+        else:
+            await self._alert(unit, instance, settled)
 
     async def _alert(
         self, unit: WorkUnit, instance: AlertInstance, settled: frozenset[str] = frozenset()

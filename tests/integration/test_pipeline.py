@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from sqlalchemy import select
-from structlog.testing import capture_logs
+from structlog.testing import LogCapture
 
 from remediator.actions.registry import builtin_actions
 from remediator.app import create_app
@@ -387,18 +391,36 @@ async def test_job_claimed_by_a_crashed_server_is_processed_after_restart(aiohtt
     assert kinds(full)[-1] == "dry_run"
 
 
-async def test_every_log_line_of_a_batch_names_its_incident(client):
-    two = [alert(crashloop_labels(deployment=name)) for name in ("web", "api")]
-    with capture_logs() as logs:
-        await post(client, *two)
+@contextlib.contextmanager
+def capture_logs_with_context() -> Iterator[list[dict[str, Any]]]:
+    """capture_logs, plus what the code bound to the context (as the server's logs show)."""
+    capture = LogCapture()
+    previous = structlog.get_config()["processors"]
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(processors=previous)
 
-        async def both_done():
-            resp = await client.get("/api/v1/incidents", headers=AUTH)
-            items = (await resp.json())["items"]
-            return len([e for e in logs if e["event"] == "dry_run"]) == 2 and len(items) == 2
 
-        await eventually(both_done)
+async def test_every_log_line_of_a_batch_names_its_incident(
+    aiohttp_client, settings, runbook_dir, fake_kube
+):
+    (runbook_dir / "disk.yaml").write_text(NOTIFY_RUNBOOK)
+    client = await aiohttp_client(
+        create_app(on_fake(with_guards(settings, dry_run=False), fake_kube))
+    )
+    # notify logs from inside the action, which knows nothing of incidents.
+    disks = [alert({"alertname": "DiskFull", "namespace": "db", "pvc": pvc}) for pvc in "abc"]
+    with capture_logs_with_context() as logs:
+        await post(client, *disks)
+
+        async def all_done():
+            return len([e for e in logs if e["event"] == "notify"]) == 3
+
+        await eventually(all_done)
     resp = await client.get("/api/v1/incidents", headers=AUTH)
     ids = {item["id"] for item in (await resp.json())["items"]}
-    dry_runs = [e for e in logs if e["event"] == "dry_run"]
-    assert {e["incident_id"] for e in dry_runs} == ids
+    notified = [e for e in logs if e["event"] == "notify"]
+    assert {e.get("incident_id") for e in notified} == ids
+    assert len(ids) == 3
