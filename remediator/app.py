@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -87,6 +88,12 @@ def create_app(
     credentials = Credentials.from_settings(settings.auth)
     if credentials is None:
         log.warning("insecure_no_auth", message="THE WEBHOOK ACCEPTS UNAUTHENTICATED REQUESTS")
+        # Also where an operator looks first, whatever log.level filters out.
+        print(
+            "WARNING: remediator started with --insecure-no-auth: THE WEBHOOK AND API ACCEPT "
+            "UNAUTHENTICATED REQUESTS; anyone who can reach the port can trigger remediations",
+            file=sys.stderr,
+        )
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[observe, require_auth(credentials)],
