@@ -344,10 +344,15 @@ async def _hpas_for(k: Kube, target: RenderedTarget) -> list[JSON]:
         k.autoscaling.list_namespaced_horizontal_pod_autoscaler,
         target.namespace,
     )
+    group = _ROLLOUTS[0] if target.kind == "Rollout" else "apps"
     found = []
     for item in listing.get("items") or []:
         ref = (item.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == target.kind and ref.get("name") == target.name:
+        # Group, kind and name identify the target, as for the HPA controller; a kind of
+        # the same name in another API group is another object. No apiVersion: counted.
+        api_version = str(ref.get("apiVersion") or f"{group}/")
+        same_group = api_version.rpartition("/")[0] == group
+        if same_group and ref.get("kind") == target.kind and ref.get("name") == target.name:
             found.append(item)
     return found
 

@@ -178,6 +178,21 @@ async def test_hpa_refuse_names_the_hpa_and_sends_nothing(fake: FakeKube, kube: 
     assert deployment(fake)["spec"]["replicas"] == 3
 
 
+async def test_an_hpa_of_a_same_named_kind_in_another_group_is_not_this_ones(
+    fake: FakeKube, kube: Kube
+) -> None:
+    fake.add(objects.deployment("web", "prod", replicas=3))
+    fake.add(
+        objects.hpa("other-hpa", "prod", target_name="web", target_api_version="example.com/v1")
+    )
+
+    await action.apply(kube, WEB, params(delta=2), CTX)
+
+    assert deployment(fake)["spec"]["replicas"] == 5
+    hpas = fake.get("autoscaling/v2", "HorizontalPodAutoscaler", "prod", "other-hpa")
+    assert (hpas["spec"]["minReplicas"], hpas["spec"]["maxReplicas"]) == (2, 10)
+
+
 async def test_hpa_adjust_raises_min_and_max_instead_of_scaling(fake: FakeKube, kube: Kube) -> None:
     fake.add(objects.deployment("web", "prod", replicas=3))
     fake.add(objects.hpa("web", "prod", min=2, max=4))
