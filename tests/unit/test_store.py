@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -9,11 +10,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from remediator.store import jobs
 from remediator.store.db import alembic_config, create_engine, durable_transaction, migrate
-from remediator.store.tables import metadata
+from remediator.store.tables import incidents, metadata
 
 T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -183,3 +184,32 @@ async def test_alerts_and_verify_looks_are_claimed_apart(engine):
     looks = await jobs.claim(engine, "w", now, 2, verify=True)
     assert [(j.id, j.kind) for j in looks] == [(1, "verify"), (2, "verify")]
     assert await jobs.claim(engine, "w", now, 32) == []
+
+
+async def test_a_claim_on_postgresql_skips_rows_another_replica_holds(postgres):
+    """The claim locks what it takes and passes over what another transaction holds,
+    instead of waiting for it or taking it too (FOR UPDATE SKIP LOCKED)."""
+    engine = create_engine(postgres.url(await postgres.create()))
+    try:
+        async with engine.begin() as conn:
+            for incident_id in ("a", "b", "c"):
+                await conn.execute(
+                    insert(incidents).values(
+                        id=incident_id, status="open", alertname="", namespace="",
+                        severity="", summary="", external_url="", group_key="",
+                        created_at=T0, updated_at=T0,
+                    )
+                )  # fmt: skip
+                await jobs.enqueue(conn, incident_id, "alert", T0)
+        async with engine.connect() as other:
+            # Another replica is mid-claim: it holds the oldest row, uncommitted.
+            held = await other.execute(text("SELECT id FROM jobs ORDER BY id LIMIT 1 FOR UPDATE"))
+            [held_id] = held.scalars().all()
+            claimed = await asyncio.wait_for(jobs.claim(engine, "w2", T0, limit=10), 5)
+            await other.rollback()
+        assert held_id not in [j.id for j in claimed]
+        assert [j.incident_id for j in claimed] == ["b", "c"]
+        [late] = await jobs.claim(engine, "w3", T0, limit=10)  # released: now it is free
+        assert late.id == held_id
+    finally:
+        await engine.dispose()
