@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -27,12 +28,42 @@ async def engine(tmp_path):
     await engine.dispose()
 
 
-async def test_migrations_produce_exactly_the_declared_tables(engine):
-    def diff(conn):
-        return compare_metadata(MigrationContext.configure(conn), metadata)
+def _diff(conn):
+    return compare_metadata(MigrationContext.configure(conn), metadata)
 
+
+async def test_migrations_produce_exactly_the_declared_tables(engine):
     async with engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
+        assert await conn.run_sync(_diff) == []
+
+
+async def test_replicas_migrating_an_empty_postgresql_at_once_agree(postgres):
+    """Three processes started together on a new database: the migration lock lets one
+    migrate, the others find it done, and the tables are exactly the declared ones."""
+    url = postgres.url(await postgres.create(migrated=False))
+    code = (
+        "import asyncio, sys\n"
+        "from remediator.store.db import create_engine, migrate\n"
+        "asyncio.run(migrate(create_engine(sys.argv[1])))\n"
+    )
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    results = await asyncio.gather(*(r.communicate() for r in replicas))
+    assert [r.returncode for r in replicas] == [0, 0, 0], [err for _, err in results]
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+            heads = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        assert [h[0] for h in heads] == [
+            ScriptDirectory.from_config(alembic_config()).get_current_head()
+        ]
+    finally:
+        await engine.dispose()
 
 
 async def test_migrate_is_idempotent(engine):
