@@ -1,6 +1,6 @@
 """``remediator serve`` as a process: it refuses to start without credentials, takes them
 from the environment, and says loudly (on stderr, whatever the log level) when started
-without any."""
+without any; a second server on the same SQLite file is refused."""
 
 from __future__ import annotations
 
@@ -90,3 +90,19 @@ async def test_insecure_mode_warns_on_stderr_even_when_logs_are_quiet(tmp_path):
         _, err = await stop(process)
     assert "WARNING" in err
     assert "UNAUTHENTICATED" in err
+
+
+async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path):
+    env = {"REMEDIATOR_AUTH__BEARER_TOKEN": SECRET}
+    first, url = await start(tmp_path, env=env)
+    try:
+        await until(lambda: ready(url), what="the first server", timeout=30)
+        second, _ = await start(tmp_path, env=env)  # same config dir, same store.db
+        code = await asyncio.wait_for(second.wait(), 60)
+        _, err = await stop(second)
+        assert code == 2
+        assert "another remediator is using" in err
+        assert "store.db" in err
+        assert await ready(url)  # the first one is untouched
+    finally:
+        await stop(first)
