@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -76,8 +77,16 @@ async def test_store_down_answers_503_and_alertmanagers_retry_lands(tmp_path, fa
 
             await until(refused, what="a 503 while the store is down", timeout=20)
             assert await listing_status(url) == 503  # reads say "retry later" too
+            status, body = await readiness(url)
+            assert status == 503  # a load balancer takes it out of rotation
+            assert any(p.startswith("store unavailable") for p in body["problems"])
 
             await asyncio.to_thread(cluster.start)
+
+            async def ready_again() -> bool:
+                return (await readiness(url))[0] == 200
+
+            await until(ready_again, what="/readyz back to 200 with the store", timeout=30)
 
             async def done():
                 found = await incidents(url)
@@ -91,6 +100,11 @@ async def test_store_down_answers_503_and_alertmanagers_retry_lands(tmp_path, fa
             am.stop()
         await asyncio.to_thread(cluster.stop)
         cluster.remove()
+
+
+async def readiness(url: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/readyz") as resp:
+        return resp.status, await resp.json()
 
 
 async def listing_status(url: str) -> int:
