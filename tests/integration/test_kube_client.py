@@ -17,6 +17,7 @@ from remediator.kube import Kube
 from remediator.kube import errors as ke
 from remediator.kube.client import env_proxy
 from remediator.settings import KubeSettings
+from tests.conftest import eventually
 from tests.fakes.kube import objects
 
 
@@ -154,6 +155,22 @@ async def test_retries_stop_at_the_overall_deadline(fake_kube, kube, sleeps):
     with pytest.raises(ke.ServerError):
         await read(kube)
     assert 3 <= len(fake_kube.requests) < 40  # ~3 s of 0.2 s requests, then it gives up
+
+
+async def test_a_read_that_times_out_is_sent_again(fake_kube, kube):
+    fake_kube.faults.latency = 2.0  # beyond the 0.5 s request timeout
+
+    async def seen() -> bool:
+        return bool(fake_kube.requests)
+
+    async def answer_quickly_after_the_first() -> None:
+        await eventually(seen)
+        fake_kube.faults.latency = 0
+
+    helper = asyncio.create_task(answer_quickly_after_the_first())
+    assert (await read(kube))["metadata"]["name"] == "web"
+    await helper
+    assert len([r for r in fake_kube.requests if r.method == "GET"]) == 2
 
 
 async def test_request_timeout_becomes_a_timeout_error(fake_kube, kube):
