@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -277,3 +278,29 @@ def test_env_proxy_follows_the_scheme_and_no_proxy(no_proxy_env):
     assert env_proxy("http://api.example.com") is None  # no HTTP_PROXY set
     assert env_proxy("https://10.0.0.1:443") is None
     assert env_proxy("https://kubernetes.default.svc") is None
+
+
+async def test_kube_context_picks_the_cluster_from_a_kubeconfig_with_several(fake_kube, tmp_path):
+    fake_kube.add(objects.deployment("web", "prod"))
+    config = fake_kube.kubeconfig_dict("fake")
+    # The current context points at a port nothing listens on; only "fake" works.
+    config["clusters"].append({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}})
+    config["users"].append({"name": "dead-user", "user": {"token": "x"}})
+    config["contexts"].append({"name": "dead", "context": {"cluster": "dead", "user": "dead-user"}})
+    config["current-context"] = "dead"
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(config))
+
+    async def first_read(context: str | None) -> Any:
+        settings = KubeSettings(
+            source="kubeconfig", kubeconfig=path, context=context, request_timeout=0.5, deadline=1
+        )
+        k = await Kube.connect(settings)
+        try:
+            return await read(k)
+        finally:
+            await k.close()
+
+    assert (await first_read("fake"))["metadata"]["name"] == "web"
+    with pytest.raises(ke.KubeError):
+        await first_read(None)  # the current context: the dead one
