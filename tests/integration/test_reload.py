@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from remediator.actions.registry import builtin_actions
 from remediator.app import create_app
@@ -132,11 +133,17 @@ async def test_invalid_file_keeps_last_good_set_then_fix_loads_it(watched):
     client, app, directory = watched
     before = app[RUNBOOKS]()
 
-    write_atomically(directory / "cert-expiry.yaml", INVALID_RUNBOOK)
-    await eventually(
-        metric_is(client, "remediator_runbook_reload_failures_total", 1.0),
-        timeout=RELOAD_TIMEOUT,
-    )
+    with capture_logs() as logs:
+        write_atomically(directory / "cert-expiry.yaml", INVALID_RUNBOOK)
+        await eventually(
+            metric_is(client, "remediator_runbook_reload_failures_total", 1.0),
+            timeout=RELOAD_TIMEOUT,
+        )
+    # The log says what was wrong, where, and that the old set stays.
+    [failure] = [e for e in logs if e["event"] == "runbooks_invalid"]
+    assert failure["log_level"] == "error"
+    assert failure["kept"] == 2
+    assert any("cert-expiry.yaml" in problem for problem in failure["problems"])
     # The last good set is still the active one, and the server still says it is ready.
     assert app[RUNBOOKS]() is before
     assert await metric(client, "remediator_runbooks_loaded") == 2.0
