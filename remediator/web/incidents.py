@@ -15,19 +15,10 @@ CURSOR_ERROR = "cursor must be a next_cursor value from a previous page"
 
 async def list_incidents(request: web.Request) -> web.Response:
     try:
-        query = parse_query(
-            request.query, "cursor must be a next_cursor value from a previous page"
-        )
+        query = parse_query(request.query, CURSOR_ERROR)
     except BadQuery as exc:
         return error(400, exc.message, exc.field)
-    page = await timeline.list_incidents(
-        request.app[ENGINE],
-        query.where,
-        query.limit,
-        query.cursor,
-        since=query.since,
-        until=query.until,
-    )
+    page = await query.page(request.app[ENGINE])
     return web.json_response(text=page.model_dump_json())
 
 

@@ -171,14 +171,7 @@ async def incident_list(request: web.Request) -> web.Response:
         query = parse_query(request.query, "cursor must come from an “Older” link")
     except BadQuery as exc:
         return error_page(400, exc.message, exc.field)
-    page = await timeline.list_incidents(
-        request.app[ENGINE],
-        query.where,
-        query.limit,
-        query.cursor,
-        since=query.since,
-        until=query.until,
-    )
+    page = await query.page(request.app[ENGINE])
     return render(
         "list.html",
         page=page,

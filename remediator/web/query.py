@@ -9,9 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from multidict import MultiMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from remediator.models.events import IncidentStatus
 from remediator.models.ids import ID_PATTERN
+from remediator.models.incident import IncidentPage
+from remediator.store import timeline
 from remediator.store.timeline import IncidentFilter
 
 DEFAULT_LIMIT = 50
@@ -43,6 +46,12 @@ class ListQuery:
     limit: int
     cursor: str | None
     values: dict[str, str]
+
+    async def page(self, engine: AsyncEngine) -> IncidentPage:
+        """The page of incidents this query asks for."""
+        return await timeline.list_incidents(
+            engine, self.where, self.limit, self.cursor, since=self.since, until=self.until
+        )
 
     def url(self, **changes: str | None) -> str:
         """``/incidents`` with the same filters and ``changes`` applied (None drops one)."""

@@ -121,6 +121,11 @@ async def requested(client, fake_slack) -> tuple[str, str]:
     return approval_id, message.ts
 
 
+def assert_approved_then_run(d: dict[str, Any]) -> None:
+    after = kinds(d)[kinds(d).index("approval_requested") :]
+    assert after[:4] == ["approval_requested", "approved", "executed", "verified"]
+
+
 def buttons(message) -> list[dict[str, Any]]:
     return [el for b in message.blocks if b["type"] == "actions" for el in b["elements"]]
 
@@ -152,12 +157,7 @@ async def test_approve_runs_the_runbook_and_reports_in_slack(make, fake_slack, f
     result = await click(client, fake_slack, ts, "approve", "U2")
     assert (result.status, result.elapsed < 3) == (200, True)
     d = await until_kind(client, "verified")
-    assert kinds(d)[kinds(d).index("approval_requested") :][:4] == [
-        "approval_requested",
-        "approved",
-        "executed",
-        "verified",
-    ]
+    assert_approved_then_run(d)
     assert len(fake_kube.mutations("PATCH")) == 1
     message = await fake_slack.wait_for(
         lambda: (
@@ -403,11 +403,6 @@ async def test_an_open_breaker_falls_back_to_approval_and_the_approval_runs(
     assert "circuit breaker is open" in str(message.blocks)
     await click(client, fake_slack, message.ts, "approve", "U1")
     d = await until_kind(client, "verified")
-    assert kinds(d)[kinds(d).index("approval_requested") :][:4] == [
-        "approval_requested",
-        "approved",
-        "executed",
-        "verified",
-    ]
+    assert_approved_then_run(d)
     [_, patched] = fake_kube.mutations("PATCH")
     assert "/deployments/api" in patched.path

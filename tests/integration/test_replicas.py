@@ -31,6 +31,24 @@ def live(settings: Settings, fake_kube) -> Settings:
     )
 
 
+async def settled(client: Any, count: int, ends: set[str]) -> list[dict[str, Any]]:
+    """The ``count`` incidents' details once each has an event of a kind in ``ends``."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if len(items) != count:
+            return None
+        details = [
+            await (await client.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json()
+            for i in items
+        ]
+        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
+        return details if done else None
+
+    found: list[dict[str, Any]] = await eventually(probe, timeout=20)
+    return found
+
+
 async def test_two_replicas_act_once_per_alert(aiohttp_client, settings, fake_kube, backend):
     if backend == "sqlite":
         runner = web.AppRunner(create_app(settings))
@@ -95,18 +113,7 @@ async def test_two_replicas_never_both_pass_a_cooldown(
 
     await asyncio.gather(*(deliver(a if i % 2 else b, s) for i, s in enumerate(starts)))
 
-    async def settled():
-        items = (await (await a.get("/api/v1/incidents", headers=AUTH)).json())["items"]
-        if len(items) != len(starts):
-            return None
-        details = [
-            await (await a.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json() for i in items
-        ]
-        ends = {"verified", "blocked"}
-        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
-        return details if done else None
-
-    details = await eventually(settled, timeout=20)
+    details = await settled(a, len(starts), {"verified", "blocked"})
     assert len(fake_kube.mutations("PATCH")) == 1
     reasons = sorted(e["reason"] for d in details for e in d["events"] if e["kind"] == "blocked")
     assert len(reasons) == len(starts) - 1
@@ -143,18 +150,7 @@ async def test_two_replicas_share_one_budget_of_runs(
 
     await asyncio.gather(*(deliver(a if i % 2 else b, n) for i, n in enumerate(names)))
 
-    async def settled():
-        items = (await (await a.get("/api/v1/incidents", headers=AUTH)).json())["items"]
-        if len(items) != len(names):
-            return None
-        details = [
-            await (await a.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json() for i in items
-        ]
-        ends = {"executed", "blocked"}
-        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
-        return details if done else None
-
-    details = await eventually(settled, timeout=20)
+    details = await settled(a, len(names), {"executed", "blocked"})
     reason = "max_runs" if limit == "max_runs" else "rate_limited"
     blocked = [e["reason"] for d in details for e in d["events"] if e["kind"] == "blocked"]
     assert blocked == [reason] * (len(names) - 2)
