@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
+from pydantic import ValidationError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from remediator.actions.base import (
@@ -26,6 +27,7 @@ from remediator.actions.base import (
     RenderedTarget,
     Say,
 )
+from remediator.actions.registry import Registry
 from remediator.errors import RemediatorError
 from remediator.kube import Kube, KubeError
 from remediator.kube.errors import Transient
@@ -55,6 +57,31 @@ class Runtime:
     def context(self, plan: Plan, execution_id: str) -> Context:
         say = self.messenger(plan) if self.messenger else None
         return Context(execution_id, plan.runbook.spec.name, self.clock(), say=say)
+
+
+@dataclass(frozen=True)
+class LedgerStep:
+    """A step as its ledger row recorded it, ready to look at the cluster again."""
+
+    action: LiveAction
+    target: RenderedTarget
+    params: Params
+    ctx: Context
+
+
+def from_ledger(actions: Registry, ex: Execution, now: datetime) -> LedgerStep | str:
+    """Rebuild a live step from its execution row; a string says why it cannot be."""
+    action = actions.get(ex.action)
+    if not isinstance(action, LiveAction):
+        return f"action {ex.action!r} is no longer available"
+    try:
+        params = action.params_model.model_validate(ex.params)
+    except ValidationError as exc:
+        return f"its stored parameters are no longer valid: {exc}"
+    assert ex.uid is not None  # every live step is begun with one
+    return LedgerStep(
+        action, RenderedTarget.from_key(ex.target), params, Context(ex.uid, ex.runbook, now)
+    )
 
 
 @dataclass(frozen=True)

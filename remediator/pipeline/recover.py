@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import ValidationError
-
-from remediator.actions.base import Context, LiveAction, RenderedTarget
 from remediator.actions.registry import Registry
 from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.models.runbook import Verify
-from remediator.pipeline.execute import Runtime, record_applied
+from remediator.pipeline.execute import Runtime, from_ledger, record_applied
 from remediator.pipeline.unit import WorkUnit
 from remediator.runbooks.loader import LoadedRunbook
 from remediator.store import executions
@@ -75,39 +72,25 @@ async def _settle(
     reason: BlockReason,
 ) -> NewEvent:
     data = {"action": ex.action, "step": ex.step, "target": ex.target}
-    action = actions.get(ex.action)
-    now = rt.clock()
-    if not isinstance(action, LiveAction):
-        message = f"begun before a restart, but action {ex.action!r} is no longer available"
-        await executions.finish(unit.conn, ex.id, "cancelled", message, now)
-        return _cancelled(ex, message, reason, data)
-    try:
-        params = action.params_model.model_validate(ex.params)
-    except ValidationError as exc:
-        message = f"begun before a restart, but its stored parameters are no longer valid: {exc}"
-        await executions.finish(unit.conn, ex.id, "cancelled", message, now)
-        return _cancelled(ex, message, reason, data)
-    target = RenderedTarget.from_key(ex.target)
-    assert ex.uid is not None  # every live step is begun with one
-    ctx = Context(ex.uid, ex.runbook, now)
-    await unit.pause()
-    try:
-        found = await action.applied(rt.kube, target, params, ctx)
-    finally:
-        await unit.resume()
-    described = action.describe(target, params)
-    if found:
-        message = f"found applied on the cluster after a restart: {described} ({why} since)"
-        await record_applied(unit, rt, ex.incident_id, action, verify.timeout, ex.id, message)
-        return NewEvent(Stage.EXECUTE, EventKind.RECONCILED, message, runbook=ex.runbook, data=data)
-    message = f"not applied before a restart, and not sent now: {why} ({described})"
+    step = from_ledger(actions, ex, rt.clock())
+    if isinstance(step, str):
+        message = f"begun before a restart, but {step}"
+    else:
+        await unit.pause()
+        try:
+            found = await step.action.applied(rt.kube, step.target, step.params, step.ctx)
+        finally:
+            await unit.resume()
+        described = step.action.describe(step.target, step.params)
+        if found:
+            message = f"found applied on the cluster after a restart: {described} ({why} since)"
+            timeout = verify.timeout
+            await record_applied(unit, rt, ex.incident_id, step.action, timeout, ex.id, message)
+            return NewEvent(
+                Stage.EXECUTE, EventKind.RECONCILED, message, runbook=ex.runbook, data=data
+            )
+        message = f"not applied before a restart, and not sent now: {why} ({described})"
     await executions.finish(unit.conn, ex.id, "cancelled", message, rt.clock())
-    return _cancelled(ex, message, reason, data)
-
-
-def _cancelled(
-    ex: Execution, message: str, reason: BlockReason, data: dict[str, object]
-) -> NewEvent:
     return NewEvent(
         Stage.EXECUTE, EventKind.CANCELLED, message, runbook=ex.runbook, reason=reason, data=data
     )

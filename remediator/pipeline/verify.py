@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
-from remediator.actions.base import Context, Health, HealthState, LiveAction, RenderedTarget
+from remediator.actions.base import Health, HealthState
 from remediator.actions.registry import Registry
 from remediator.kube import KubeError
 from remediator.models.alert import AlertInstance
 from remediator.models.events import EventKind, Stage
-from remediator.pipeline.execute import Runtime
+from remediator.pipeline.execute import Runtime, from_ledger
 from remediator.pipeline.unit import WorkUnit
 from remediator.store import executions
 from remediator.store.timeline import NewEvent
@@ -79,18 +77,12 @@ async def verify(
 
 
 async def _look(unit: WorkUnit, rt: Runtime, actions: Registry, ex: executions.Execution) -> Health:
-    action = actions.get(ex.action)
-    if not isinstance(action, LiveAction):
-        return Health(HealthState.FAILED, f"action {ex.action!r} is no longer available")
-    try:
-        params = action.params_model.model_validate(ex.params)
-    except ValidationError as exc:
-        return Health(HealthState.FAILED, f"stored parameters no longer valid: {exc}")
-    assert ex.uid is not None
-    ctx = Context(ex.uid, ex.runbook, rt.clock())
+    step = from_ledger(actions, ex, rt.clock())
+    if isinstance(step, str):
+        return Health(HealthState.FAILED, step)
     await unit.pause()
     try:
-        return await action.verify(rt.kube, RenderedTarget.from_key(ex.target), params, ctx)
+        return await step.action.verify(rt.kube, step.target, step.params, step.ctx)
     except KubeError as exc:
         return Health(HealthState.PROGRESSING, f"could not read the target: {exc}")
     finally:
