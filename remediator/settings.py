@@ -135,6 +135,13 @@ class RunbookSettings(Section):
         return value
 
 
+class NamespaceBudget(Section):
+    """A cap on how often any runbooks act in one namespace, however many there are."""
+
+    count: Annotated[int, Field(ge=1)] = Field(description="Incidents acted on per window.")
+    window: Duration = Field(description="How far back the count looks.")
+
+
 class NamespacePolicy(Section):
     allow: list[str] = Field(
         default_factory=list,
@@ -143,6 +150,11 @@ class NamespacePolicy(Section):
     deny: list[str] = Field(
         default_factory=lambda: ["kube-system"],
         description="Glob patterns that are never touched, even when allowed.",
+    )
+    max_runs: NamespaceBudget | None = Field(
+        default=None,
+        description="At most this many incidents acted on per namespace per window, by all "
+        "runbooks together; unset: no cap beyond each runbook's own.",
     )
 
 

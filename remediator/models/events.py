@@ -63,6 +63,7 @@ class BlockReason(StrEnum):
     COOLDOWN = "cooldown"
     MAX_RUNS = "max_runs"
     MAX_RUNS_NAMESPACE = "max_runs_namespace"
+    NAMESPACE_BUDGET = "namespace_budget"
     CIRCUIT_OPEN = "circuit_open"
     RATE_LIMITED = "rate_limited"
     ACTION_REFUSED = "action_refused"

@@ -3,9 +3,10 @@
 The store supplies the facts (``store/guard_ledger.py``) inside the transaction that
 will record the execution, so two decisions can never both take the last slot. Order
 matters only for which reason is reported: static policy first, then per-target,
-per-runbook, the breaker, and the global token bucket last (a token is only spent by
-a step that is otherwise allowed). A person's approval overrides only the breaker: it
-pauses automatic actions, and asking a person is its fallback.
+per-runbook, the namespace's budget for all runbooks, the breaker, and the global
+token bucket last (a token is only spent by a step that is otherwise allowed). A
+person's approval overrides only the breaker: it pauses automatic actions, and asking a
+person is its fallback.
 """
 
 from __future__ import annotations
@@ -117,6 +118,15 @@ def check(
             f"namespace {plan.target.namespace} within {format_duration(limit.window)} "
             f"(max {limit.count})",
         )
+    budget = policy.namespaces.max_runs
+    if budget is not None and facts.namespace_budget >= budget.count:
+        return _block(
+            dry_run,
+            BlockReason.NAMESPACE_BUDGET,
+            f"runbooks already acted for {facts.namespace_budget} incidents in namespace "
+            f"{plan.target.namespace} within {format_duration(budget.window)} "
+            f"(max {budget.count} for all runbooks, guards.namespaces.max_runs)",
+        )
     state: dict[str, dict[str, Any]] = {}
     change: str | None = None
     # The breaker pauses what runs on its own; a person's approval is the fallback it
@@ -225,6 +235,7 @@ async def decide(
         namespace_window=(
             guards.max_runs_per_namespace.window if guards.max_runs_per_namespace else None
         ),
+        budget_window=policy.namespaces.max_runs.window if policy.namespaces.max_runs else None,
         breaker_window=policy.breaker.window,
     )
     decision = check(plan, step, policy, facts, now, approved=approved)

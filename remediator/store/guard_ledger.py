@@ -52,6 +52,7 @@ class Facts:
     last_run: datetime | None  # this runbook on this target, other incidents
     runs: int  # distinct incidents this runbook acted for within its max_runs window
     runs_in_namespace: int
+    namespace_budget: int  # distinct incidents any runbook acted for in the namespace
     busy: str | None  # an unfinished live execution on the target, described
     targets: int  # distinct targets touched within the breaker window
     target_touched: bool  # whether this target is among them
@@ -124,6 +125,15 @@ def _facts_query() -> Select[Any]:
         incidents_since("namespace_since", e.namespace == bindparam("namespace")).label(
             "runs_in_namespace"
         ),
+        select(func.count(e.incident_id.distinct()))
+        .where(
+            acted,
+            e.incident_id != bindparam("incident"),
+            e.namespace == bindparam("namespace"),
+            e.created_at >= bindparam("budget_since"),
+        )
+        .scalar_subquery()
+        .label("namespace_budget"),
         busy.label("busy"),
         select(func.count(e.target.distinct())).where(in_window).scalar_subquery().label("targets"),
         exists().where(in_window, e.target == bindparam("target")).label("target_touched"),
@@ -151,6 +161,7 @@ async def facts(
     *,
     runs_window: timedelta | None,
     namespace_window: timedelta | None,
+    budget_window: timedelta | None,
     breaker_window: timedelta,
 ) -> Facts:
     row = (
@@ -165,6 +176,7 @@ async def facts(
                 "namespace": scope.namespace,
                 "runs_since": now - runs_window if runs_window else _NEVER,
                 "namespace_since": now - namespace_window if namespace_window else _NEVER,
+                "budget_since": now - budget_window if budget_window else _NEVER,
                 "breaker_since": now - breaker_window,
                 "bucket_name": bucket_name(scope.dry_run),
                 "breaker_name": breaker_name(scope.dry_run),
@@ -175,6 +187,7 @@ async def facts(
         last_run=row.last_run,
         runs=int(row.runs or 0),
         runs_in_namespace=int(row.runs_in_namespace or 0),
+        namespace_budget=int(row.namespace_budget or 0),
         busy=f"runbook {row.busy}" if row.busy else None,
         targets=int(row.targets or 0),
         target_touched=bool(row.target_touched),

@@ -17,6 +17,7 @@ from remediator.settings import (
     BreakerSettings,
     GuardSettings,
     KindPolicy,
+    NamespaceBudget,
     NamespacePolicy,
     RateSettings,
 )
@@ -131,7 +132,7 @@ class Ledger:
         planned = self.plan(app, namespace)
         decision = await self.decide(planned, incident, approved=approved)
         if decision.allowed:
-            key = ExecutionKey(incident, "web", "1", 0, planned.target.key)
+            key = ExecutionKey(incident, self.runbook.spec.name, "1", 0, planned.target.key)
             await executions.begin(
                 self.conn,
                 key,
@@ -182,6 +183,26 @@ async def test_max_runs_per_runbook_and_per_namespace_windows(conn, tmp_path):
     assert (per_runbook.allowed, per_runbook.reason) == (False, "max_runs")
     ledger.advance(hours=1, seconds=1)
     assert (await ledger.run(app="d", namespace="qa", status="verified")).allowed
+
+
+async def test_namespace_budget_counts_every_runbook(conn, tmp_path):
+    budget = NamespacePolicy(allow=["*"], max_runs=NamespaceBudget(count=2, window="1h"))
+    ledger = Ledger(conn, load(tmp_path), policy(namespaces=budget))
+    other = tmp_path / "other"
+    other.mkdir()
+    api = load(other, RUNBOOK.replace("name: web", "name: api"))
+    assert (await ledger.run(app="a", status="verified")).allowed
+    ledger.runbook = api  # a second runbook spends the same namespace's budget
+    assert (await ledger.run(app="b", status="failed")).allowed
+    blocked = await ledger.run(app="c")
+    assert (blocked.allowed, blocked.reason) == (False, "namespace_budget")
+    assert "2 incidents in namespace prod" in blocked.message
+    assert "guards.namespaces.max_runs" in blocked.message
+    assert (await ledger.run(app="c", namespace="stage", status="verified")).allowed
+    ledger.advance(minutes=59)
+    assert not (await ledger.run(app="d")).allowed
+    ledger.advance(minutes=1, seconds=1)
+    assert (await ledger.run(app="d", status="verified")).allowed
 
 
 async def test_token_bucket_limits_globally_and_refills(conn, runbook):
