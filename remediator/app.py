@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from remediator.keys import (
 from remediator.kube import Kube
 from remediator.observability.logs import configure as configure_logs
 from remediator.observability.metrics import Metrics
-from remediator.pipeline import approve
+from remediator.pipeline import approve, guard
 from remediator.pipeline.approve import Approver
 from remediator.pipeline.build import Pipeline
 from remediator.pipeline.context import ContextStage
@@ -46,7 +46,7 @@ from remediator.runbooks.reload import RunbookRegistry
 from remediator.settings import Settings
 from remediator.slack import messages
 from remediator.slack.client import Slack, SlackError
-from remediator.store import jobs, retention
+from remediator.store import jobs, retention, timeline
 from remediator.store.db import claim_sqlite, create_engine, migrate
 from remediator.store.ingest import IngestWriter
 from remediator.web import alertmanager, approvals, health, incidents, openapi, pages, slack
@@ -105,7 +105,7 @@ def create_app(
         settings.runbooks.dir, actions or builtin_actions(), app[METRICS]
     )
     app[BACKGROUND] = Background()
-    app.cleanup_ctx.extend([_store, _runbooks, _slack, _processing, _expiry, _retention])
+    app.cleanup_ctx.extend([_store, _runbooks, _slack, _processing, _expiry, _breakers, _retention])
     app.router.add_post("/api/v1/alerts", alertmanager.receive)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{incident_id}", incidents.get_incident)
@@ -163,31 +163,66 @@ async def _slack(app: web.Application) -> AsyncIterator[None]:
         await client.close()
 
 
+@contextlib.asynccontextmanager
+async def _every(
+    name: str, interval: float, tick: Callable[[], Awaitable[None]]
+) -> AsyncIterator[None]:
+    """Run ``tick`` now and every ``interval`` seconds while the app runs. A failing tick
+    is logged and tried again next time: the store may be down for a moment."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await tick()
+            except Exception:
+                log.exception(f"{name}_failed")
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(loop(), name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _expiry(app: web.Application) -> AsyncIterator[None]:
     """Expire approvals nobody decided on in time, and tell Slack."""
     approver, engine, metrics = app[APPROVER], app[ENGINE], app[METRICS]
-    interval = app[SETTINGS].slack.sweep_interval
 
     async def sweep() -> None:
-        while True:
-            try:
-                for approval in await approve.expire_due(engine, app[CLOCK]()):
-                    metrics.approvals_expired.inc()
-                    await approve.refresh(
-                        engine,
-                        approver,
-                        approval,
-                        result=approve.EXPIRED,
-                    )
-            except Exception:  # the store may be down for a moment; try again next tick
-                log.exception("approval_sweep_failed")
-            await asyncio.sleep(interval)
+        for approval in await approve.expire_due(engine, app[CLOCK]()):
+            metrics.approvals_expired.inc()
+            await approve.refresh(engine, approver, approval, result=approve.EXPIRED)
 
-    task = asyncio.create_task(sweep(), name="approval-expiry")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _every("approval_sweep", app[SETTINGS].slack.sweep_interval, sweep):
+        yield
+
+
+async def _breakers(app: web.Application) -> AsyncIterator[None]:
+    """Close a circuit breaker once its quiet period is over, whether or not a step comes."""
+    engine, metrics, clock = app[ENGINE], app[METRICS], app[CLOCK]
+    policy = app[SETTINGS].guards
+    mutating = frozenset(name for name, a in app[RUNBOOKS].actions.items() if a.mutates)
+    recorder = Recorder(metrics)
+
+    async def look() -> None:
+        now = clock()
+        async with engine.begin() as conn:
+            closed = await guard.close_quiet(conn, policy, mutating, now)
+            opened_by = {c.incident_id: c for c in closed if c.incident_id}
+            told = await timeline.existing(conn, list(opened_by))
+            written = [(i, guard.breaker_event(opened_by[i].change)) for i in sorted(told)]
+            await timeline.append(conn, written, now)
+        recorder.observe(written)
+        for c in closed:
+            if c.incident_id not in told:  # its incident is gone; the log line says it alone
+                metrics.circuit_open.set(0)
+                log.info("circuit_closed", dry_run=c.dry_run, message=c.change)
+
+    async with _every("breaker_check", policy.breaker.check_interval, look):
+        yield
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
@@ -199,6 +234,9 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
     def horizon() -> timedelta:
         # The guards count past executions: keep every incident a guard window still sees.
         windows = [keep.max_age, settings.guards.breaker.window]
+        budget = settings.guards.namespaces.max_runs
+        if budget is not None:
+            windows.append(budget.window)
         for runbook in runbooks().runbooks:
             guards = runbook.spec.guards
             limits = (guards.max_runs, guards.max_runs_per_namespace)
@@ -206,24 +244,18 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         return max(windows)
 
     async def sweep() -> None:
-        while True:
-            try:
-                if runbooks.loaded:  # until then the guard windows are unknown
-                    cutoff = app[CLOCK]() - horizon()
-                    purged = await retention.purge(engine, cutoff, keep.batch)
-                    if purged:
-                        metrics.incidents_purged.inc(purged)
-                        log.info("incidents_purged", count=purged, cutoff=cutoff.isoformat())
-            except Exception:  # the store may be down for a moment; try again next time
-                log.exception("retention_failed")
-            await asyncio.sleep(keep.interval)
+        if runbooks.loaded:  # until then the guard windows are unknown
+            cutoff = app[CLOCK]() - horizon()
+            purged = await retention.purge(engine, cutoff, keep.batch)
+            if purged:
+                metrics.incidents_purged.inc(purged)
+                log.info("incidents_purged", count=purged, cutoff=cutoff.isoformat())
 
-    task = asyncio.create_task(sweep(), name="retention") if keep.enabled else None
-    yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if not keep.enabled:
+        yield
+        return
+    async with _every("retention", keep.interval, sweep):
+        yield
 
 
 def _messenger(approver: Approver) -> Callable[[Plan], Say]:

@@ -193,6 +193,10 @@ class BreakerSettings(Section):
     quiet_period: Duration = Field(
         default=timedelta(minutes=15), description="Open at least this long; then re-check."
     )
+    check_interval: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="Seconds between looks for an open breaker whose quiet period is over.",
+    )
 
 
 class GuardSettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,20 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(settings))
+
+
+class Clock:
+    """Real time, moved forward by the test: windows pass at once, and the app's own
+    short waits (verify looks, retries) still see time go by."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        self.offset += delta
 
 
 async def eventually(

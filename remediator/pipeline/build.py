@@ -222,7 +222,7 @@ class Pipeline:
             if capture is not None:
                 planned = await capture.join(unit, planned)
             if decision.breaker_change:
-                unit.add(incident_id, _breaker_event(decision.breaker_change))
+                unit.add(incident_id, guard.breaker_event(decision.breaker_change))
             unit.add(incident_id, outcome.event)
             if outcome.failed:
                 return False
@@ -401,13 +401,3 @@ class Pipeline:
 
 def _blocked(runbook: str, reason: str, message: str) -> NewEvent:
     return NewEvent(Stage.GUARD, EventKind.BLOCKED, message, runbook=runbook, reason=reason)
-
-
-def _breaker_event(change: str) -> NewEvent:
-    opened = change.startswith("opened")
-    return NewEvent(
-        Stage.GUARD,
-        EventKind.CIRCUIT_OPENED if opened else EventKind.CIRCUIT_CLOSED,
-        f"circuit breaker {change}",
-        reason=BlockReason.CIRCUIT_OPEN if opened else None,
-    )

@@ -12,7 +12,7 @@ person is its fallback.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
@@ -20,11 +20,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from remediator.models.duration import format_duration
-from remediator.models.events import BlockReason
+from remediator.models.events import BlockReason, EventKind, Stage
+from remediator.models.runbook import RunLimit
 from remediator.pipeline.plan import Plan, PlannedStep
-from remediator.settings import BreakerSettings, GuardSettings, RateSettings
+from remediator.settings import BreakerSettings, GuardSettings, NamespaceBudget, RateSettings
 from remediator.store import guard_ledger
 from remediator.store.guard_ledger import Facts
+from remediator.store.timeline import NewEvent
 
 
 @dataclass(frozen=True)
@@ -102,31 +104,32 @@ def check(
             f"{format_duration(now - facts.last_run)} ago; cooldown "
             f"{format_duration(guards.cooldown)} ends in {format_duration(left)}",
         )
-    if guards.max_runs is not None and facts.runs >= guards.max_runs.count:
-        return _block(
-            dry_run,
+    name, namespace = plan.runbook.spec.name, plan.target.namespace
+    windows: tuple[tuple[RunLimit | NamespaceBudget | None, int, BlockReason, str], ...] = (
+        (
+            guards.max_runs,
+            facts.runs,
             BlockReason.MAX_RUNS,
-            f"{plan.runbook.spec.name} already ran {facts.runs} times within "
-            f"{format_duration(guards.max_runs.window)} (max {guards.max_runs.count})",
-        )
-    limit = guards.max_runs_per_namespace
-    if limit is not None and facts.runs_in_namespace >= limit.count:
-        return _block(
-            dry_run,
+            f"{name} already ran {facts.runs} times",
+        ),
+        (
+            guards.max_runs_per_namespace,
+            facts.runs_in_namespace,
             BlockReason.MAX_RUNS_NAMESPACE,
-            f"{plan.runbook.spec.name} already ran {facts.runs_in_namespace} times in "
-            f"namespace {plan.target.namespace} within {format_duration(limit.window)} "
-            f"(max {limit.count})",
-        )
-    budget = policy.namespaces.max_runs
-    if budget is not None and facts.namespace_budget >= budget.count:
-        return _block(
-            dry_run,
+            f"{name} already ran {facts.runs_in_namespace} times in namespace {namespace}",
+        ),
+        (
+            policy.namespaces.max_runs,
+            facts.namespace_budget,
             BlockReason.NAMESPACE_BUDGET,
-            f"runbooks already acted for {facts.namespace_budget} incidents in namespace "
-            f"{plan.target.namespace} within {format_duration(budget.window)} "
-            f"(max {budget.count} for all runbooks, guards.namespaces.max_runs)",
-        )
+            f"guards.namespaces.max_runs: runbooks already acted for {facts.namespace_budget} "
+            f"incidents in namespace {namespace}",
+        ),
+    )
+    for limit, used, reason, said in windows:
+        if limit is not None and used >= limit.count:
+            window = format_duration(limit.window)
+            return _block(dry_run, reason, f"{said} within {window} (max {limit.count})")
     state: dict[str, dict[str, Any]] = {}
     change: str | None = None
     # The breaker pauses what runs on its own; a person's approval is the fallback it
@@ -147,7 +150,7 @@ def check(
                 state,
                 change,
             )
-        state["breaker"] = {"open": False, "closed_at": now.isoformat()}
+        state["breaker"] = _closed(now)
         change = "closed"
     tokens = _refill(policy.rate, facts.bucket, now)
     if tokens < 1:
@@ -187,6 +190,10 @@ def _breaker(settings: BreakerSettings, facts: Facts, now: datetime) -> tuple[bo
             return True, why
         return False, ""
     return (True, why) if why else None
+
+
+def _closed(now: datetime) -> dict[str, Any]:
+    return {"open": False, "closed_at": now.isoformat()}
 
 
 def _refill(rate: RateSettings, bucket: dict[str, Any], now: datetime) -> float:
@@ -244,5 +251,61 @@ async def decide(
         "breaker": guard_ledger.breaker_name(static.dry_run),
     }
     for key, value in decision.state.items():
+        if key == "breaker" and value["open"]:
+            value = {**value, "incident": incident_id}  # where its closing is told
         await guard_ledger.save_state(conn, names[key], value, now)
     return decision
+
+
+def breaker_event(change: str) -> NewEvent:
+    opened = change.startswith("opened")
+    return NewEvent(
+        Stage.GUARD,
+        EventKind.CIRCUIT_OPENED if opened else EventKind.CIRCUIT_CLOSED,
+        f"circuit breaker {change}",
+        reason=BlockReason.CIRCUIT_OPEN if opened else None,
+    )
+
+
+@dataclass(frozen=True)
+class Closed:
+    dry_run: bool
+    incident_id: str | None  # the incident whose step opened it
+    change: str  # as Decision.breaker_change says it
+
+
+async def close_quiet(
+    conn: AsyncConnection,
+    policy: GuardSettings,
+    mutating_actions: Collection[str],
+    now: datetime,
+) -> list[Closed]:
+    """Close each breaker whose quiet period is over while its window is calm.
+
+    A step's decision closes it too, but only when a step comes; this lets the metric
+    and the timeline say it closed when it did, not at the next alert.
+    """
+    await guard_ledger.serialize(conn)
+    closed = []
+    for dry_run in (False, True):
+        scope = guard_ledger.Scope("", "", "", "", dry_run, mutating_actions)
+        facts = await guard_ledger.facts(
+            conn,
+            scope,
+            now,
+            runs_window=None,
+            namespace_window=None,
+            budget_window=None,
+            breaker_window=policy.breaker.window,
+        )
+        # No step is being decided, so no new target counts against the window.
+        if _breaker(policy.breaker, replace(facts, target_touched=True), now) != (False, ""):
+            continue
+        await guard_ledger.save_state(conn, guard_ledger.breaker_name(dry_run), _closed(now), now)
+        quiet = now - datetime.fromisoformat(facts.breaker["opened_at"])
+        change = (
+            f"closed: open for {format_duration(quiet)}, and the last "
+            f"{format_duration(policy.breaker.window)} is calm"
+        )
+        closed.append(Closed(dry_run, facts.breaker.get("incident"), change))
+    return closed

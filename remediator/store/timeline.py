@@ -75,6 +75,14 @@ async def append(conn: AsyncConnection, new: Sequence[tuple[str, NewEvent]], now
     )
 
 
+async def existing(conn: AsyncConnection, incident_ids: Sequence[str]) -> set[str]:
+    """Which of these incidents are still stored (retention may have purged some)."""
+    if not incident_ids:
+        return set()
+    found = await conn.execute(select(incidents.c.id).where(incidents.c.id.in_(incident_ids)))
+    return set(found.scalars())
+
+
 async def load_instances(
     conn: AsyncConnection, incident_ids: Sequence[str]
 ) -> dict[str, AlertInstance]:

@@ -3,14 +3,16 @@ verify → escalate, as the timeline and the fake API server both tell it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from remediator.app import create_app
 from remediator.settings import KubeSettings, Settings
-from tests.conftest import AUTH, eventually
+from tests.conftest import AUTH, Clock, eventually
 from tests.fakes.kube import objects
 from tests.payloads import alert, crashloop_labels, notification
 
@@ -138,6 +140,37 @@ async def test_breaker_trips_on_too_many_targets_and_says_so(aiohttp_client, set
     metrics = await (await client.get("/metrics")).text()
     assert "remediator_circuit_open 1.0" in metrics
     assert 'remediator_guard_blocks_total{reason="circuit_open"} 1.0' in metrics
+
+
+async def test_breaker_closes_after_its_quiet_period_without_a_new_alert(
+    aiohttp_client, settings, cluster
+):
+    cluster.add(objects.deployment("api", "prod"))
+    breaker = settings.guards.breaker.model_copy(update={"max_targets": 1, "check_interval": 0.02})
+    clock = Clock()
+    client = await aiohttp_client(create_app(live(settings, cluster, breaker=breaker), clock=clock))
+    await post(client, alert())
+    await settled(client, {"verified"})
+    await post(client, alert(crashloop_labels(deployment="api"), starts_at="2025-05-01T11:00:00Z"))
+    newest = (await settled(client, {"verified", "blocked"}, count=2))[0]
+    assert kinds(newest)[-1] == "blocked"
+
+    async def closed(detail_id: str) -> dict[str, Any] | None:
+        resp = await client.get(f"/api/v1/incidents/{detail_id}", headers=AUTH)
+        detail = await resp.json()
+        return detail if kinds(detail)[-1] == "circuit_closed" else None
+
+    # The window is calm after 10m, but the breaker stays open for its 15m quiet period.
+    clock.advance(timedelta(minutes=14))
+    await asyncio.sleep(0.3)  # many looks at 20 ms
+    assert await closed(newest["id"]) is None
+    assert "remediator_circuit_open 1.0" in await (await client.get("/metrics")).text()
+    clock.advance(timedelta(minutes=2))
+    detail = await eventually(lambda: closed(newest["id"]))
+    assert event(detail, "circuit_closed")["message"] == (
+        "circuit breaker closed: open for 16m, and the last 10m is calm"
+    )
+    assert "remediator_circuit_open 0.0" in await (await client.get("/metrics")).text()
     assert cluster.get("apps/v1", "Deployment", "prod", "api")["metadata"]["generation"] == 1
 
 

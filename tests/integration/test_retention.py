@@ -28,7 +28,7 @@ from remediator.store.tables import (
     incidents,
     jobs,
 )
-from tests.conftest import AUTH, ClientFactory, eventually
+from tests.conftest import AUTH, ClientFactory, Clock, eventually
 from tests.payloads import alert, crashloop_labels, notification
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -268,17 +268,6 @@ def test_retention_settings() -> None:
 
 
 # --- the periodic task, on a virtual clock ----------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
 
 
 async def start(

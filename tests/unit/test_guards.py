@@ -237,6 +237,29 @@ async def test_breaker_opens_on_many_targets_and_closes_after_quiet_period(conn,
     assert (closed.allowed, closed.breaker_change) == (True, "closed")
 
 
+async def test_an_open_breaker_closes_without_a_step_once_quiet_and_calm(conn, runbook):
+    breaker = BreakerSettings(
+        max_targets=50, min_finished=2, window=timedelta(minutes=30), quiet_period="15m"
+    )
+    ledger = Ledger(conn, runbook, policy(breaker=breaker))
+    for app in "ab":
+        assert (await ledger.run(app=app, status="failed")).allowed
+    assert (await ledger.run(app="c")).reason == "circuit_open"  # opened by incident i3
+
+    async def close_quiet() -> list[guard.Closed]:
+        return await guard.close_quiet(conn, ledger.settings, MUTATING, ledger.now)
+
+    ledger.advance(minutes=16)  # quiet long enough, but the failures are still in the window
+    assert await close_quiet() == []
+    ledger.advance(minutes=15)
+    assert await close_quiet() == [
+        guard.Closed(False, "i3", "closed: open for 31m, and the last 30m is calm")
+    ]
+    assert await close_quiet() == []  # closed once
+    after = await ledger.run(app="d")
+    assert (after.allowed, after.breaker_change) == (True, None)
+
+
 @pytest.mark.parametrize(
     ("failed", "trips"),
     [
