@@ -218,6 +218,16 @@ class KubeSettings(Section):
     )
     kubeconfig: Path | None = Field(default=None, description="Default: ~/.kube/config.")
     context: str | None = Field(default=None, description="Kubeconfig context to use.")
+    # In-cluster only. Where kubelet mounts the service account unless the pod projects its
+    # token elsewhere (a projected volume with its own audience or expiry, say).
+    token_file: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/token"),
+        description="In-cluster: the service-account token, re-read every minute (rotation).",
+    )
+    ca_file: Path = Field(
+        default=Path("/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"),
+        description="In-cluster: the CA that signs the API server's certificate.",
+    )
     request_timeout: Annotated[float, Field(gt=0)] = Field(
         default=10.0, description="Seconds one API request may take."
     )

@@ -66,8 +66,14 @@ class Kube:
                     persist_config=False,
                 )
             else:
-                # The loader is sync and unannotated upstream; it only reads two files.
-                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                # The loader is sync and unannotated upstream; it only reads two files. It
+                # leaves a hook on the configuration that re-reads the token once a minute,
+                # which is how a rotated (bound, projected) token is picked up.
+                config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration,
+                    token_filename=str(settings.token_file),
+                    cert_filename=str(settings.ca_file),
+                )
         except (ConfigException, OSError, ValueError) as exc:
             raise ConfigError(f"kube: cannot load the cluster configuration: {exc}") from exc
         if configuration.proxy is None:

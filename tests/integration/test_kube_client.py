@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+from kubernetes_asyncio.config import incluster_config
 
+from remediator.errors import ConfigError
 from remediator.kube import Kube
 from remediator.kube import errors as ke
 from remediator.kube.client import env_proxy
 from remediator.settings import KubeSettings
 from tests.conftest import eventually
-from tests.fakes.kube import objects
+from tests.fakes.kube import FakeKube, objects
+from tests.fakes.tls import throwaway_tls
 
 
 class Sleeps(list[float]):
@@ -304,3 +312,101 @@ async def test_kube_context_picks_the_cluster_from_a_kubeconfig_with_several(fak
     assert (await first_read("fake"))["metadata"]["name"] == "web"
     with pytest.raises(ke.KubeError):
         await first_read(None)  # the current context: the dead one
+
+
+# -- in-cluster: HTTPS to $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the service
+# account's bearer token, the cluster CA. The fake answers 401 to any other bearer token,
+# so every 200 it recorded is a request that carried the token from the file.
+
+
+@dataclass
+class Cluster:
+    """A fake API server reachable the way a pod reaches its own cluster."""
+
+    fake: FakeKube
+    token_file: Path
+    ca_file: Path
+
+    def settings(self, **kw: Any) -> KubeSettings:
+        fields = {"source": "in-cluster", "token_file": self.token_file, "ca_file": self.ca_file}
+        return KubeSettings(**(fields | kw), request_timeout=2, deadline=2)
+
+    def rotate_token(self) -> None:
+        """Kubelet's part: a new token in the file, and the server accepts only that one."""
+        self.fake.token = secrets.token_urlsafe(16)
+        self.token_file.write_text(self.fake.token)
+
+
+@pytest.fixture
+async def cluster(tmp_path, no_proxy_env):
+    tls = throwaway_tls(tmp_path / "tls")
+    fake = FakeKube(token=secrets.token_urlsafe(16))
+    fake.add(objects.deployment("web", "prod"))
+    async with fake.running(tls.server) as url:
+        no_proxy_env.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        no_proxy_env.setenv("KUBERNETES_SERVICE_PORT", str(urlsplit(url).port))
+        # A projected token: not the default mount, which tests must not write to.
+        token_file = tmp_path / "projected" / "token"
+        token_file.parent.mkdir()
+        token_file.write_text(fake.token)
+        yield Cluster(fake, token_file, tls.ca_file)
+
+
+async def read_once(settings: KubeSettings, sleep: Sleeps | None = None) -> Any:
+    k = await Kube.connect(settings, sleep=sleep or Sleeps())
+    try:
+        return await read(k)
+    finally:
+        await k.close()
+
+
+def statuses(fake: FakeKube) -> list[int | None]:
+    return [r.response_status for r in fake.requests]
+
+
+async def test_in_cluster_speaks_tls_with_the_service_account_token(cluster):
+    assert cluster.fake.url.startswith("https://")
+    assert (await read_once(cluster.settings()))["metadata"]["name"] == "web"
+    assert statuses(cluster.fake) == [200]
+
+
+async def test_in_cluster_verifies_the_api_server_against_the_ca_file(cluster, tmp_path):
+    stranger = throwaway_tls(tmp_path / "another-cluster").ca_file
+    with pytest.raises(ke.Unreachable, match="certificate verify failed"):
+        await read_once(cluster.settings(ca_file=stranger))
+    assert cluster.fake.requests == []  # the handshake failed before any request
+
+
+async def test_in_cluster_without_a_token_file_is_a_config_error(cluster, tmp_path):
+    with pytest.raises(ConfigError, match="token file"):
+        await Kube.connect(cluster.settings(token_file=tmp_path / "missing"))
+
+
+async def test_auto_picks_in_cluster_inside_a_pod(cluster):
+    # Outside a pod auto would read ~/.kube/config; only the service account reaches this
+    # fake (HTTPS to the service env vars, the projected token, the CA).
+    assert (await read_once(cluster.settings(source="auto")))["metadata"]["name"] == "web"
+    assert statuses(cluster.fake) == [200]
+
+
+async def test_auto_prefers_a_kubeconfig_it_is_given_even_inside_a_pod(cluster, fake_kube):
+    fake_kube.add(objects.deployment("web", "prod"))
+    settings = cluster.settings(source="auto", kubeconfig=fake_kube.kubeconfig)
+    assert (await read_once(settings))["metadata"]["name"] == "web"
+    assert statuses(fake_kube) == [200]
+    assert cluster.fake.requests == []
+
+
+async def test_a_rotated_token_is_read_again_from_the_file(cluster, monkeypatch):
+    # Bound tokens rotate: kubelet rewrites the file well before the old one expires, and
+    # upstream's in-cluster loader re-reads it when its copy is a minute old. The minute is
+    # shortened here rather than waited out; the refresh itself is upstream's, unpatched.
+    monkeypatch.setattr(incluster_config, "TOKEN_REFRESH_PERIOD", timedelta(0))
+    k = await Kube.connect(cluster.settings())
+    try:
+        await read(k)
+        cluster.rotate_token()
+        await read(k)
+    finally:
+        await k.close()
+    assert statuses(cluster.fake) == [200, 200]

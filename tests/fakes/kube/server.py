@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -286,8 +287,9 @@ class FakeKube:
     # -- running ------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[str]:
-        """Serve on ``http://127.0.0.1:<free port>`` and run the controllers; yields the URL.
+    async def running(self, tls: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+        """Serve on ``http://127.0.0.1:<free port>`` (``https://`` with the server context
+        ``tls``, as a real API server does) and run the controllers; yields the URL.
 
         On exit, raises :class:`FakeKubeError` if a handler or controller crashed (unless the
         body is already failing)."""
@@ -300,10 +302,10 @@ class FakeKube:
         await runner.setup()
         controllers: asyncio.Task[None] | None = None
         try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
             await site.start()
             port = runner.addresses[0][1]
-            self.url = f"http://127.0.0.1:{port}"
+            self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
             controllers = asyncio.create_task(
                 self.controllers.run(self.tick), name="fake-kube-controllers"
             )
