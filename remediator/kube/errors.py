@@ -89,6 +89,12 @@ class Disconnected(Transient):
     ambiguous = True
 
 
+class Untrusted(Permanent):
+    """The API server's certificate did not verify: a wrong CA stays wrong on retry."""
+
+    reason = "Untrusted"
+
+
 class Unreachable(Transient):
     """The API server could not be reached at all: nothing was sent."""
 
@@ -112,6 +118,8 @@ def translate(exc: BaseException, what: str) -> KubeError:
         return exc
     if isinstance(exc, ApiException):
         return _from_api(exc, what)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ServerFingerprintMismatch):
+        return Untrusted(f"{what}: the API server's certificate is not trusted: {exc}")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Unreachable(f"{what}: cannot reach the API server: {exc}")
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):

@@ -372,9 +372,11 @@ async def test_in_cluster_speaks_tls_with_the_service_account_token(cluster):
 
 async def test_in_cluster_verifies_the_api_server_against_the_ca_file(cluster, tmp_path):
     stranger = throwaway_tls(tmp_path / "another-cluster").ca_file
-    with pytest.raises(ke.Unreachable, match="certificate verify failed"):
-        await read_once(cluster.settings(ca_file=stranger))
+    sleeps = Sleeps()
+    with pytest.raises(ke.Untrusted, match=r"not trusted: .*certificate verify failed"):
+        await read_once(cluster.settings(ca_file=stranger), sleeps)
     assert cluster.fake.requests == []  # the handshake failed before any request
+    assert sleeps == []  # and a wrong CA is not retried until the deadline
 
 
 async def test_in_cluster_without_a_token_file_is_a_config_error(cluster, tmp_path):
