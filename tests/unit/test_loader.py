@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from remediator.authoring.facts import sample_instance
 from remediator.errors import PlanError, RunbookError
 from remediator.pipeline.plan import plan
 from remediator.runbooks.loader import RunbookSet, git_commit, load_dir, load_file
+from tests.gitrepo import git
 
 ACTIONS = builtin_actions()
 
@@ -447,44 +447,22 @@ def test_runbook_set_match(tmp_path: Path) -> None:
 # --- git commit ----------------------------------------------------------------------------
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-            "-C",
-            str(repo),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Never let git find a repository above the test's own directory.
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     root = tmp_path / "repo"
     root.mkdir()
-    _git(root, "init", "-q")
+    git(root, "init", "-q")
     _write(root / "runbooks", "web.yaml", VALID)
     _write(root / "docs", "notes.md", "notes\n")
-    _git(root, "add", ".")
-    _git(root, "commit", "-q", "-m", "runbooks")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "runbooks")
     return root
 
 
 def test_git_commit_of_a_clean_checkout(repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     assert len(head) == 40
 
     assert git_commit(repo / "runbooks") == head
@@ -492,21 +470,21 @@ def test_git_commit_of_a_clean_checkout(repo: Path) -> None:
 
 
 def test_git_commit_after_an_uncommitted_edit_is_dirty(repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     (repo / "runbooks" / "web.yaml").write_text(VALID.replace("platform", "web"), "utf-8")
 
     assert git_commit(repo / "runbooks") == f"{head}-dirty"
 
 
 def test_git_commit_with_an_untracked_runbook_is_dirty(repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     _write(repo / "runbooks", "new.yaml", _runbook("new"))
 
     assert git_commit(repo / "runbooks") == f"{head}-dirty"
 
 
 def test_git_commit_ignores_edits_outside_the_runbook_directory(repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     (repo / "docs" / "notes.md").write_text("changed\n", "utf-8")
 
     assert git_commit(repo / "runbooks") == head
