@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,54 @@ async def test_watcher_survives_a_pathological_file(runbook_dir):
 
 async def _value(metrics: Metrics, name: str, value: float) -> bool:
     return sample(metrics, name) == value
+
+
+class ConfigMapVolume:
+    """A directory laid out and updated as the kubelet does a ConfigMap volume: each key a
+    symlink into ``..data``, itself a symlink to a timestamped directory that an update
+    replaces with one rename, after which the old directory is deleted."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.generation = 0
+
+    def publish(self, files: dict[str, str]) -> None:
+        self.generation += 1
+        new = self.root / f"..2026_11_22_{self.generation:02d}"
+        new.mkdir()
+        for name, text in files.items():
+            (new / name).write_text(text)
+        old = (self.root / "..data").resolve() if (self.root / "..data").exists() else None
+        (self.root / "..data_tmp").symlink_to(new.name)
+        (self.root / "..data_tmp").replace(self.root / "..data")
+        for name in files:
+            link = self.root / name
+            if not link.is_symlink():
+                link.symlink_to(f"..data/{name}")
+        if old is not None:
+            shutil.rmtree(old)
+
+
+async def test_configmap_volume_updates_are_reloaded_every_time(tmp_path):
+    """The Helm chart mounts runbooks from a ConfigMap: updates arrive as symlink swaps in
+    a directory whose old contents vanish, and each one must still be seen."""
+    volume = ConfigMapVolume(tmp_path / "runbooks")
+    volume.root.mkdir()
+    volume.publish({"cert-expiry.yaml": CERT_RUNBOOK})
+    registry = RunbookRegistry(volume.root, builtin_actions(), Metrics())
+    await registry.load()
+    registry.watch(debounce_ms=50)
+    try:
+
+        async def version(expected: str) -> bool:
+            [runbook] = registry().runbooks
+            return runbook.spec.version == expected
+
+        for n in ("2", "3", "4"):
+            await asyncio.sleep(0.3)  # let the watcher settle on the new layout
+            volume.publish(
+                {"cert-expiry.yaml": CERT_RUNBOOK.replace("version: 1", f"version: {n}")}
+            )
+            await eventually(lambda n=n: version(n), timeout=RELOAD_TIMEOUT)
+    finally:
+        await registry.stop()
