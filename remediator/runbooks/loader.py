@@ -291,20 +291,26 @@ def load_dir(directory: Path, actions: Registry) -> RunbookSet:
 def git_commit(directory: Path) -> str | None:
     """HEAD of the Git checkout holding ``directory`` (``-dirty`` if it has edits), if any."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(directory), "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        head = _git(directory, "rev-parse", "HEAD")
+        dirty = _git(directory, "status", "--porcelain", "--", ".")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if dirty else head
+
+
+def git_dir(directory: Path) -> Path | None:
+    """The Git directory of the checkout holding ``directory``, if it is in one."""
+    try:
+        return Path(_git(directory, "rev-parse", "--absolute-git-dir"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(directory), *args],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=True,
+    ).stdout.strip()

@@ -11,12 +11,12 @@ import contextlib
 from pathlib import Path
 
 import structlog
-from watchfiles import awatch
+from watchfiles import Change, DefaultFilter, awatch
 
 from remediator.actions.registry import Registry
 from remediator.errors import RunbookError
 from remediator.observability.metrics import Metrics
-from remediator.runbooks.loader import RunbookSet, load_dir
+from remediator.runbooks.loader import RunbookSet, git_dir, load_dir
 
 log = structlog.get_logger(__name__)
 
@@ -81,8 +81,16 @@ class RunbookRegistry:
         # the start-up load; its first (possibly empty) yield says it runs, so one rescan
         # then catches an edit that fell in between.
         live = False
+        git = await asyncio.to_thread(git_dir, self._directory)
+        paths = [self._directory]
+        if git is not None and not git.is_relative_to(self._directory):
+            paths.append(git)
         async for changes in awatch(
-            self._directory, debounce=debounce_ms, step=50, yield_on_timeout=True
+            *paths,
+            watch_filter=_RunbooksAndHead(git),
+            debounce=debounce_ms,
+            step=50,
+            yield_on_timeout=True,
         ):
             if live and not changes:
                 continue
@@ -92,3 +100,18 @@ class RunbookRegistry:
             except Exception:  # hot reload must outlive any one bad edit
                 self._metrics.reload_failures.inc()
                 log.exception("runbook_reload_crashed", directory=str(self._directory))
+
+
+class _RunbooksAndHead(DefaultFilter):
+    """Runbook files, and the checkout's HEAD and refs: a commit of files saved before it
+    changes the commit a set records without touching any runbook file."""
+
+    def __init__(self, git: Path | None) -> None:
+        super().__init__()
+        self._git = git
+
+    def __call__(self, change: Change, path: str) -> bool:
+        if self._git is not None and Path(path).is_relative_to(self._git):
+            first = Path(path).relative_to(self._git).parts[:1]
+            return first in (("HEAD",), ("packed-refs",), ("refs",))
+        return super().__call__(change, path)

@@ -100,3 +100,22 @@ async def test_outside_a_git_checkout_matched_has_no_commit(
 
     event = await matched_event(client, "prod")
     assert event["data"] == {"version": "2", "file": "crashloop.yaml", "commit": None}
+
+
+async def test_a_commit_after_the_edit_replaces_the_dirty_commit(
+    aiohttp_client, settings, checkout
+):
+    """Saved first (the set is reloaded as ``-dirty``), committed later: the commit alone
+    touches no runbook file, yet the set must name the clean commit it now is."""
+    app = create_app(reading(settings, checkout / "runbooks"))
+    await aiohttp_client(app)
+    first = git(checkout, "rev-parse", "HEAD")
+    path = checkout / "runbooks" / "crashloop.yaml"
+    path.write_text(path.read_text().replace("version: 2", "version: 3"))
+
+    async def commit_is(expected: str) -> bool:
+        return app[RUNBOOKS]().commit == expected
+
+    await eventually(lambda: commit_is(f"{first}-dirty"), timeout=10)
+    git(checkout, "commit", "-q", "-am", "crashloop: version 3")
+    await eventually(lambda: commit_is(git(checkout, "rev-parse", "HEAD")), timeout=10)
