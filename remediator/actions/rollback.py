@@ -13,11 +13,15 @@ rollouts-pod-template-hash label>}]``. The stamp rides in the same JSON patch as
 ``add`` ops on ``/metadata/annotations/<key>`` (RFC 6901: ``/`` in a key is ``~1``), or
 one ``add`` of the whole map when the object has no annotations yet; a JSON patch is
 applied atomically, so the template and the stamp land together or not at all. With
-``spec.workloadRef`` the patch (and so the stamp) goes to the referenced Deployment, as
-the plugin does; ReplicaSet and PodTemplate references are refused. Unlike the plugin,
-which compares against the Rollout's (then empty) template and always patches, the
-"already at that revision" check compares the Deployment's template, so an undo that
-would change nothing is refused rather than sent. Templates are compared as Argo does:
+``spec.workloadRef`` the patch (and so the stamp) goes to the referenced Deployment,
+ReplicaSet or PodTemplate, as the plugin's ``undoWorkloadRef`` does (it picks the object
+by ``kind`` alone; other kinds are refused). A PodTemplate keeps its pod template at
+``/template``: the plugin sends ``/spec/template`` there too, which the API server
+rejects (422, a PodTemplate has no ``spec``), so the path follows the kind, as Argo's
+controller reads it (``rollout/templateref.go``). Unlike the plugin, which compares
+against the Rollout's (then empty) template and always patches, the "already at that
+revision" check compares the referenced object's template, so an undo that would change
+nothing is refused rather than sent. Templates are compared as Argo does:
 ``equality.Semantic.DeepDerivative`` of the current template against the ReplicaSet's,
 ignoring the hash label (fields the current template leaves unset or empty do not count,
 so server-side defaults in the ReplicaSet do not make them differ).
@@ -34,13 +38,17 @@ that one request. Abort is refused when there is nothing to abort (the Rollout i
 promoted and healthy at its stable ReplicaSet).
 
 ``applied()`` reads back the object the step mutated (the Rollout; for undo through a
-``workloadRef``, the Deployment) and compares its execution-id annotation.
+``workloadRef``, the referenced object) and compares its execution-id annotation.
 
 verify. undo: healthy when the controller has observed the latest generation
 (``status.observedGeneration``, a string in Argo, equals ``metadata.generation``; with a
 ``workloadRef`` also the ``rollout.argoproj.io/workload-generation`` annotation equals
 ``status.workloadObservedGeneration``, as Argo CD's health check does) and
 ``status.phase`` is ``Healthy``; ``Degraded`` is a failure; anything else is progressing.
+Through a ``workloadRef`` the patch leaves the Rollout itself unchanged, and Argo copies
+the referenced object's new ``metadata.generation`` into that annotation only when its
+informer sees the change; until the annotation names the referenced object's current
+generation, the Rollout still describes the old template and verify says progressing.
 abort: the purpose is to return to the stable version, and Argo reports a finished
 abort as phase ``Degraded`` (message ``RolloutAborted: ...``), so abort is healthy when
 ``status.abort`` is true, the phase is ``Degraded`` or ``Healthy`` and the replicas the
@@ -52,6 +60,7 @@ reason (e.g. progress deadline exceeded).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
@@ -96,7 +105,9 @@ class Rollback:
         PolicyRule((GROUP,), ("rollouts",), ("get", "patch")),
         PolicyRule((GROUP,), ("rollouts/status",), ("patch",)),
         PolicyRule(("apps",), ("replicasets",), ("list",)),
-        PolicyRule(("apps",), ("deployments",), ("get", "patch")),
+        # undo through a workloadRef reads and patches the referenced object
+        PolicyRule(("apps",), ("deployments", "replicasets"), ("get", "patch")),
+        PolicyRule(("",), ("podtemplates",), ("get", "patch")),
     )
 
     def describe(self, target: RenderedTarget, params: Params) -> str:
@@ -128,16 +139,21 @@ class Rollback:
         k = cluster(kube)
         obj = await _read_rollout(k, target)
         if params.mode == "undo" and _workload_ref(obj) is not None:
-            obj = await _read_workload(k, target, obj)
+            _, obj = await _read_workload(k, target, obj)
         return bool(_stamp_of(obj) == ctx.execution_id)
 
     async def verify(
         self, kube: Kube | None, target: RenderedTarget, params: Params, ctx: Context
     ) -> Health:
         assert isinstance(params, RollbackParams)
-        rollout = await _read_rollout(cluster(kube), target)
+        k = cluster(kube)
+        rollout = await _read_rollout(k, target)
         if params.mode == "abort":
             return abort_status(rollout)
+        if _workload_ref(rollout) is not None:
+            waiting = workload_unseen(rollout, *await _read_workload(k, target, rollout))
+            if waiting is not None:
+                return waiting
         return rollout_health(rollout)
 
 
@@ -150,33 +166,36 @@ async def _undo(kube: Kube, target: RenderedTarget, to_revision: int, ctx: Conte
     rs_name = rs.get("metadata", {}).get("name", "?")
     rs_template: JSON = _strip_hash(rs.get("spec", {}).get("template") or {})
 
-    ref = _workload_ref(rollout)
-    workload = None if ref is None else await _read_workload(kube, target, rollout)
-    mutated = rollout if workload is None else workload
-    current = mutated.get("spec", {}).get("template")
-    if isinstance(current, dict) and derives(_strip_hash(current), rs_template):
-        where = "" if workload is None else f" (its workloadRef Deployment {_name(workload)})"
+    if _workload_ref(rollout) is None:
+        kind, mutated = ROLLOUT_TEMPLATE, rollout
+    else:
+        kind, mutated = await _read_workload(kube, target, rollout)
+    current = kind.template_of(mutated)
+    if current is not None and derives(_strip_hash(current), rs_template):
+        where = "" if mutated is rollout else f" (its workloadRef {kind.kind} {_name(mutated)})"
         raise ActionRefused(
             f"{target}{where} is already at revision {revision}: its pod template matches "
             f"ReplicaSet {rs_name}; nothing to roll back"
         )
 
-    body = [{"op": "replace", "path": "/spec/template", "value": rs_template}]
+    body = [{"op": "replace", "path": kind.pointer, "value": rs_template}]
     body += stamp_ops(mutated, ctx)
-    if workload is None:
+    field = ".".join(kind.template)
+    if mutated is rollout:
         await _patch_rollout(kube, target, body, ctx, JSON_PATCH)
-        patched = f"spec.template of {target}"
+        patched = f"{field} of {target}"
     else:
-        # AppsV1Api sends a list body as application/json-patch+json.
+        where = f"{kind.kind} {target.namespace}/{_name(mutated)}"
+        # The typed APIs send a list body as application/json-patch+json.
         await kube.write(
-            f"PATCH Deployment {target.namespace}/{_name(workload)}",
-            kube.apps.patch_namespaced_deployment,
-            _name(workload),
+            f"PATCH {where}",
+            kind.method(kube, "patch"),
+            _name(mutated),
             target.namespace,
             body,
             dry_run=ctx.dry_run,
         )
-        patched = f"spec.template of Deployment {target.namespace}/{_name(workload)} (workloadRef)"
+        patched = f"{field} of {where} (workloadRef)"
     images = ", ".join(_images(rs_template)) or "no containers"
     return (
         f"rolled back {target} to revision {revision} (ReplicaSet {rs_name}): "
@@ -320,20 +339,61 @@ def _workload_ref(rollout: JSON) -> JSON | None:
     return ref if isinstance(ref, dict) and ref else None
 
 
-async def _read_workload(kube: Kube, target: RenderedTarget, rollout: JSON) -> JSON:
+@dataclass(frozen=True)
+class TemplateOwner:
+    """A kind whose pod template undo replaces: where the template sits in the object, and
+    the typed client API (``Kube`` attribute and method suffix) that reads and patches it
+    (none for the Rollout itself, reached through the CustomObjectsApi)."""
+
+    kind: str
+    template: tuple[str, ...]
+    api: str = ""
+    suffix: str = ""
+
+    @property
+    def pointer(self) -> str:
+        return "/" + "/".join(self.template)
+
+    def template_of(self, obj: JSON) -> JSON | None:
+        node: Any = obj
+        for key in self.template:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
+
+    def method(self, kube: Kube, verb: str) -> Any:
+        return getattr(getattr(kube, self.api), f"{verb}_namespaced_{self.suffix}")
+
+
+ROLLOUT_TEMPLATE = TemplateOwner("Rollout", ("spec", "template"))
+#: The kinds the plugin's ``undoWorkloadRef`` patches, chosen by ``kind`` as it does.
+WORKLOAD_KINDS = {
+    w.kind: w
+    for w in (
+        TemplateOwner("Deployment", ("spec", "template"), "apps", "deployment"),
+        TemplateOwner("ReplicaSet", ("spec", "template"), "apps", "replica_set"),
+        TemplateOwner("PodTemplate", ("template",), "core", "pod_template"),
+    )
+}
+
+
+async def _read_workload(
+    kube: Kube, target: RenderedTarget, rollout: JSON
+) -> tuple[TemplateOwner, JSON]:
+    """The object the Rollout's workloadRef names, and how to reach its template."""
     ref = _workload_ref(rollout) or {}
-    kind, name = ref.get("kind"), ref.get("name")
-    if kind != "Deployment" or not name:
+    kind, name = WORKLOAD_KINDS.get(str(ref.get("kind"))), ref.get("name")
+    if kind is None or not name:
         raise ActionRefused(
-            f"{target} references a workload of kind {kind!r} (workloadRef); "
-            "rollback supports only Deployment references"
+            f"{target} references a workload of kind {ref.get('kind')!r} (workloadRef); "
+            f"rollback supports {', '.join(WORKLOAD_KINDS)} references"
         )
-    return await kube.read(
-        f"GET Deployment {target.namespace}/{name}",
-        kube.apps.read_namespaced_deployment,
+    obj = await kube.read(
+        f"GET {kind.kind} {target.namespace}/{name}",
+        kind.method(kube, "read"),
         name,
         target.namespace,
     )
+    return kind, obj
 
 
 # --- abort --------------------------------------------------------------------------
@@ -465,6 +525,21 @@ def _generation_observed(rollout: JSON) -> bool:
         if wanted is not None and str(wanted) != str(seen):
             return False
     return True
+
+
+def workload_unseen(rollout: JSON, kind: TemplateOwner, workload: JSON) -> Health | None:
+    """Progressing until Argo has recorded the referenced object's current generation."""
+    generation = str(workload.get("metadata", {}).get("generation"))
+    seen = (rollout.get("metadata", {}).get("annotations") or {}).get(
+        WORKLOAD_GENERATION_ANNOTATION
+    )
+    if seen is not None and str(seen) == generation:
+        return None
+    return Health(
+        HealthState.PROGRESSING,
+        f"waiting for Argo Rollouts to see generation {generation} of the workloadRef "
+        f"{kind.kind} {_name(workload)} (the Rollout records {seen or 'none'})",
+    )
 
 
 def rollout_health(rollout: JSON) -> Health:

@@ -130,56 +130,96 @@ async def test_undo_refuses_without_an_earlier_revision(fake_kube, kube):
     assert fake_kube.mutations() == []
 
 
-async def test_undo_through_a_workload_ref_patches_the_deployment(fake_kube, kube):
-    dep = objects.deployment("web-dep", "prod", replicas=0, labels={"app": "web"}, image=image(3))
-    fake_kube.add(dep)
-    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-dep"}
-    ro = objects.rollout("web", "prod", workload_ref=ref, revision=3)
-    fake_kube.add(ro)
+def referenced(kind: str) -> dict[str, object]:
+    """The object a workloadRef Rollout names, on revision 3's template (replicas 0, as
+    Argo's migration guide leaves a referenced Deployment)."""
+    if kind == "Deployment":
+        return objects.deployment("web", "prod", replicas=0, image=image(3))
+    if kind == "ReplicaSet":
+        return objects.replicaset("web", "prod", owner=None, template=template_of(3))
+    if kind == "StatefulSet":
+        return objects.statefulset("web", "prod", replicas=0, image=image(3))
+    return objects.podtemplate("web", "prod", template=template_of(3))
+
+
+def seed_workload_ref(fake, kind: str) -> dict[str, object]:
+    """A Rollout settled on ``referenced(kind)`` with owned ReplicaSets for revisions 1-3."""
+    workload = referenced(kind)
+    fake.add(workload)
+    ro = objects.rollout("web", "prod", workload=workload, revision=3)
+    fake.add(ro)
     for rev in (1, 2, 3):
-        fake_kube.add(
-            objects.replicaset(
-                f"web-r{rev}",
-                "prod",
-                owner=ro,
-                revision=rev,
-                template=dep["spec"]["template"],
-                image=image(rev),
-            )
-        )
-    assert not await Rollback().applied(kube, TARGET, UNDO, CTX)
-    outcome = await Rollback().apply(kube, TARGET, UNDO, CTX)
-
-    [patch] = fake_kube.mutations()
-    assert (patch.method, patch.path, patch.content_type) == (
-        "PATCH",
-        "/apis/apps/v1/namespaces/prod/deployments/web-dep",
-        JSON_PATCH,
-    )
-    wanted = objects.pod_template({"app": "web"}, image(2), "web-dep")
-    assert patch.body == [{"op": "replace", "path": "/spec/template", "value": wanted}, *STAMP_OPS]
-    after = fake_kube.get("apps/v1", "Deployment", "prod", "web-dep")
-    assert after["spec"]["template"] == wanted
-    assert after["metadata"]["annotations"]["remediator.io/execution-id"] == "exec-1"
-    assert stored(fake_kube)["metadata"]["annotations"] == {"rollout.argoproj.io/revision": "3"}
-    assert "replaced spec.template of Deployment prod/web-dep (workloadRef)" in outcome
-    assert await Rollback().applied(kube, TARGET, UNDO, CTX)
-    # Undo again to the same template: the Deployment already matches revision 2.
-    with pytest.raises(ActionRefused, match=r"workloadRef Deployment web-dep\) is already at"):
-        await Rollback().apply(kube, TARGET, RollbackParams(to_revision=2), CTX)
-
-
-async def test_undo_refuses_an_unsupported_workload_ref_kind(fake_kube, kube):
-    ref = {"apiVersion": "v1", "kind": "PodTemplate", "name": "web-tpl"}
-    ro = objects.rollout("web", "prod", workload_ref=ref)
-    fake_kube.add(ro)
-    for rev in (1, 2):
-        fake_kube.add(
+        fake.add(
             objects.replicaset(
                 f"web-r{rev}", "prod", owner=ro, revision=rev, template=template_of(rev)
             )
         )
-    with pytest.raises(ActionRefused, match=r"'PodTemplate'.*only Deployment"):
+    return workload
+
+
+ADD_STAMP_MAP = [{"op": "add", "path": "/metadata/annotations", "value": STAMP}]
+APPS_PATH = "/apis/apps/v1/namespaces/prod"
+# kind: (apiVersion, the path undo patches, where the kind keeps its pod template, and the
+# ops that stamp it: the Deployment has annotations already, the others get the whole map)
+WORKLOAD_REFS = {
+    "Deployment": ("apps/v1", f"{APPS_PATH}/deployments/web", "/spec/template", STAMP_OPS),
+    "ReplicaSet": ("apps/v1", f"{APPS_PATH}/replicasets/web", "/spec/template", ADD_STAMP_MAP),
+    "PodTemplate": ("v1", "/api/v1/namespaces/prod/podtemplates/web", "/template", ADD_STAMP_MAP),
+}
+
+
+@pytest.mark.parametrize("kind", list(WORKLOAD_REFS))
+async def test_undo_through_a_workload_ref_patches_the_referenced_object(fake_kube, kube, kind):
+    api_version, path, pointer, stamp_ops = WORKLOAD_REFS[kind]
+    fake_kube.controllers_enabled = False
+    seed_workload_ref(fake_kube, kind)
+    rollout_before = copy.deepcopy(stored(fake_kube))
+    assert not await Rollback().applied(kube, TARGET, UNDO, CTX)
+    outcome = await Rollback().apply(kube, TARGET, UNDO, CTX)
+
+    [patch] = fake_kube.mutations()
+    assert (patch.method, patch.path, patch.query, patch.content_type) == (
+        "PATCH",
+        path,
+        {},
+        JSON_PATCH,
+    )
+    assert patch.body == [{"op": "replace", "path": pointer, "value": template_of(2)}, *stamp_ops]
+    after = fake_kube.get(api_version, kind, "prod", "web")
+    assert objects.workload_template(after) == template_of(2)
+    assert after["metadata"]["annotations"]["remediator.io/execution-id"] == "exec-1"
+    assert after["metadata"]["generation"] == 2
+    assert stored(fake_kube) == rollout_before  # the Rollout itself is not touched
+    field = pointer[1:].replace("/", ".")
+    assert f"replaced {field} of {kind} prod/web (workloadRef)" in outcome
+    assert await Rollback().applied(kube, TARGET, UNDO, CTX)
+    assert not await Rollback().applied(kube, TARGET, UNDO, Context("exec-2", "x", NOW))
+
+    # The Rollout still names the old generation until Argo's informer sees the patch.
+    health = await Rollback().verify(kube, TARGET, UNDO, CTX)
+    assert (health.state, health.message) == (
+        HealthState.PROGRESSING,
+        f"waiting for Argo Rollouts to see generation 2 of the workloadRef {kind} web "
+        "(the Rollout records 1)",
+    )
+    fake_kube.reconcile()  # Argo: the workload-generation annotation, then the status
+    ro = stored(fake_kube)
+    assert ro["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"] == "2"
+    assert (ro["status"]["workloadObservedGeneration"], ro["status"]["phase"]) == ("2", "Healthy")
+    health = await Rollback().verify(kube, TARGET, UNDO, CTX)
+    assert health.state is HealthState.HEALTHY
+
+    # Undo again to the same template: the referenced object already matches revision 2.
+    with pytest.raises(ActionRefused, match=rf"workloadRef {kind} web\) is already at"):
+        await Rollback().apply(kube, TARGET, RollbackParams(to_revision=2), CTX)
+    assert len(fake_kube.mutations()) == 1
+
+
+async def test_undo_refuses_an_unsupported_workload_ref_kind(fake_kube, kube):
+    seed_workload_ref(fake_kube, "StatefulSet")
+    with pytest.raises(
+        ActionRefused, match=r"'StatefulSet'.*supports Deployment, ReplicaSet, PodTemplate"
+    ):
         await Rollback().apply(kube, TARGET, UNDO, CTX)
     assert fake_kube.mutations() == []
 
@@ -348,7 +388,8 @@ def test_rollback_is_a_live_action_with_minimal_rbac():
         (("argoproj.io",), ("rollouts",), ("get", "patch")),
         (("argoproj.io",), ("rollouts/status",), ("patch",)),
         (("apps",), ("replicasets",), ("list",)),
-        (("apps",), ("deployments",), ("get", "patch")),
+        (("apps",), ("deployments", "replicasets"), ("get", "patch")),
+        (("",), ("podtemplates",), ("get", "patch")),
     }
     assert action.describe(TARGET, UNDO) == (
         "roll back Rollout prod/web to the previous revision "

@@ -392,6 +392,40 @@ async def test_json_patch_test_op_and_crd_strategic_merge_are_refused(fake_kube,
     assert fake_kube.get("argoproj.io/v1alpha1", "Rollout", NS, "web")["spec"]["replicas"] == 3
 
 
+async def test_workload_ref_rollout_follows_its_pod_template(fake_kube, fake_kube_client):
+    template = objects.pod_template({"app": "web"}, "app:1", "web")
+    fake_kube.add(objects.podtemplate("web", NS, template=template))
+    fake_kube.add(
+        objects.rollout("web", NS, workload=fake_kube.get("v1", "PodTemplate", NS, "web"))
+    )
+    fake_kube.controllers_enabled = False
+    core = client.CoreV1Api(fake_kube_client)
+    new = objects.pod_template({"app": "web"}, "app:2", "web")
+
+    # A PodTemplate has no spec: a JSON patch of /spec/template fails as on a real server.
+    with pytest.raises(ApiException) as err:
+        await core.patch_namespaced_pod_template(
+            "web", NS, [{"op": "replace", "path": "/spec/template", "value": new}]
+        )
+    assert err.value.status == 422
+    patched = await core.patch_namespaced_pod_template(
+        "web", NS, [{"op": "replace", "path": "/template", "value": new}]
+    )
+    assert patched.metadata.generation == 2
+    assert fake_kube.mutations()[-1].path == f"/api/v1/namespaces/{NS}/podtemplates/web"
+
+    before = fake_kube.get("argoproj.io/v1alpha1", "Rollout", NS, "web")
+    assert before["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"] == "1"
+    assert fake_kube.reconcile() == 2  # Argo's informer writes the annotation, then the status
+    after = fake_kube.get("argoproj.io/v1alpha1", "Rollout", NS, "web")
+    assert after["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"] == "2"
+    assert after["metadata"]["generation"] == 1  # metadata only: the spec did not change
+    assert after["status"]["workloadObservedGeneration"] == "2"
+    assert after["status"]["currentPodHash"] == objects.pod_template_hash(new)
+    assert after["status"]["currentPodHash"] != before["status"]["currentPodHash"]
+    assert fake_kube.reconcile() == 0  # settled
+
+
 # -- cert-manager --------------------------------------------------------------------------------
 
 

@@ -3,8 +3,9 @@ and cert-manager controllers for remediation actions to observe progress.
 
 Each :meth:`Controllers.reconcile_once` call advances every object by at most one step; the
 fake runs it every ``tick`` seconds on its own event loop. Controllers only react to changes
-(a new ``metadata.generation``, an abort flag, an ``Issuing`` condition): a status a test
-seeded stays as it was until something triggers the controller.
+(a new ``metadata.generation``, an abort flag, an ``Issuing`` condition, a new generation
+of the workload a Rollout's ``workloadRef`` names): a status a test seeded stays as it was
+until something triggers the controller.
 """
 
 from __future__ import annotations
@@ -15,10 +16,16 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from .objects import ROLLOUT_REVISION_ANNOTATION, pod_template_hash
+from .objects import (
+    ROLLOUT_REVISION_ANNOTATION,
+    WORKLOAD_GENERATION_ANNOTATION,
+    WORKLOAD_TEMPLATE_PATHS,
+    pod_template_hash,
+    workload_template,
+)
 from .resources import ResourceRegistry, ResourceType
 from .selectors import format_label_selector
-from .store import Json, Key, Store, key_of, rfc3339
+from .store import Json, Key, Store, key_of, meta, rfc3339
 
 Reconciler = Callable[[ResourceType, Key, Json], Json | None]
 
@@ -66,7 +73,7 @@ class Controllers:
 
     def reconcile_once(self) -> int:
         """Advance every watched object by one step; return how many objects were written."""
-        writes = 0
+        writes = self._sync_workload_generations()
         for rt in self.registry:
             reconcile = self._reconcilers.get((rt.group, rt.plural))
             if reconcile is None:
@@ -154,22 +161,67 @@ class Controllers:
 
     # -- argoproj.io/v1alpha1 Rollout ---------------------------------------------------------
 
+    def _referenced_workload(self, rollout: Json) -> Json | None:
+        """The object a Rollout's ``spec.workloadRef`` names, if Argo supports its kind."""
+        ref = (rollout.get("spec") or {}).get("workloadRef")
+        if not isinstance(ref, dict) or ref.get("kind") not in WORKLOAD_TEMPLATE_PATHS:
+            return None
+        try:
+            rt = self.registry.resolve(str(ref.get("apiVersion")), str(ref["kind"]))
+        except KeyError:
+            return None
+        return self.store.get(rt, rollout["metadata"]["namespace"], str(ref.get("name")))
+
+    def _sync_workload_generations(self) -> int:
+        """Argo's workloadRef informer: a referenced workload's new generation is written to
+        the Rollout's workload-generation annotation (a metadata-only merge patch)."""
+        rt = self.registry.resolve("argoproj.io/v1alpha1", "rollouts")
+        writes = 0
+        for rollout in self.store.list(rt):
+            workload = self._referenced_workload(rollout)
+            if workload is None:
+                continue
+            generation = str(workload["metadata"].get("generation", 1))
+            if (rollout["metadata"].get("annotations") or {}).get(
+                WORKLOAD_GENERATION_ANNOTATION
+            ) == generation:
+                continue
+            new = copy.deepcopy(rollout)
+            meta(new).setdefault("annotations", {})[WORKLOAD_GENERATION_ANNOTATION] = generation
+            self.store.update(rt, rollout, new)
+            writes += 1
+        return writes
+
     def _rollout(self, rt: ResourceType, key: Key, obj: Json) -> Json | None:
         spec: dict[str, Any] = obj.get("spec") or {}
         status: Json = copy.deepcopy(obj.get("status") or {})
         generation = obj["metadata"].get("generation", 1)
         observed = int(status.get("observedGeneration") or 0)
+        workload = self._referenced_workload(obj)
+        workload_generation = (obj["metadata"].get("annotations") or {}).get(
+            WORKLOAD_GENERATION_ANNOTATION
+        )
+        workload_changed = workload is not None and workload_generation not in (
+            None,
+            status.get("workloadObservedGeneration"),
+        )
         aborted = bool(status.get("abort"))
         abort_shown = status.get("phase") == "Degraded" and str(
             status.get("message", "")
         ).startswith("RolloutAborted")
-        if generation <= observed and aborted == abort_shown and key not in self._rolling:
+        if (
+            generation <= observed
+            and not workload_changed
+            and aborted == abort_shown
+            and key not in self._rolling
+        ):
             return None
-        if generation > observed:
+        if generation > observed or workload_changed:
             status["observedGeneration"] = str(generation)  # Argo writes it as a string
-            pod_hash = pod_template_hash(
-                spec.get("template") or {"workloadRef": spec.get("workloadRef")}
-            )
+            if workload_changed:
+                status["workloadObservedGeneration"] = workload_generation
+            template = spec.get("template") or (workload and workload_template(workload))
+            pod_hash = pod_template_hash(template or {"workloadRef": spec.get("workloadRef")})
             if status.get("currentPodHash") != pod_hash:  # a new revision resets an abort
                 status["currentPodHash"] = pod_hash
                 status.pop("abort", None)

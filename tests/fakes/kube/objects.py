@@ -22,6 +22,7 @@ Json = dict[str, Any]
 ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
 DEPLOYMENT_HASH_LABEL = "pod-template-hash"
 ROLLOUT_REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+WORKLOAD_GENERATION_ANNOTATION = "rollout.argoproj.io/workload-generation"
 DEPLOYMENT_REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 #: A fixed, recent default for timestamps in seeded objects.
@@ -263,43 +264,44 @@ def replicaset(
     name: str,
     namespace: str = "default",
     *,
-    owner: Json,
-    revision: int,
+    owner: Json | None,
+    revision: int = 1,
     template: Json | None = None,
     image: str | None = None,
     replicas: int = 0,
 ) -> Json:
-    """A ReplicaSet controlled by ``owner`` (a Rollout or Deployment dict).
+    """A ReplicaSet controlled by ``owner`` (a Rollout or Deployment dict), or a standalone
+    one (``owner=None``, e.g. the target of a Rollout's workloadRef).
 
     The template defaults to the owner's ``spec.template`` (with ``image`` swapped in for
-    every container if given); the hash label (``rollouts-pod-template-hash`` for Rollouts,
-    ``pod-template-hash`` for Deployments) is added to the template, labels and selector.
+    every container if given). An owned ReplicaSet carries the owner's revision annotation
+    and hash label (``rollouts-pod-template-hash`` for Rollouts, ``pod-template-hash`` for
+    Deployments) in its template, labels and selector; a standalone one neither.
     """
-    is_rollout = owner["kind"] == "Rollout"
-    hash_label = ROLLOUT_HASH_LABEL if is_rollout else DEPLOYMENT_HASH_LABEL
-    revision_annotation = (
-        ROLLOUT_REVISION_ANNOTATION if is_rollout else DEPLOYMENT_REVISION_ANNOTATION
-    )
     template = copy.deepcopy(
-        template if template is not None else owner["spec"].get("template") or {}
+        template if template is not None else (owner or {}).get("spec", {}).get("template") or {}
     )
     if image is not None:
         for container in template.get("spec", {}).get("containers", []):
             container["image"] = image
-    template_hash = pod_template_hash(template)
-    template.setdefault("metadata", {}).setdefault("labels", {})[hash_label] = template_hash
-    selector = copy.deepcopy(owner["spec"].get("selector") or {"matchLabels": {}})
-    selector.setdefault("matchLabels", {})[hash_label] = template_hash
-    labels = dict(template["metadata"]["labels"])
-    metadata = _metadata(
-        "apps/v1",
-        "ReplicaSet",
-        name,
-        namespace,
-        labels=labels,
-        annotations={revision_annotation: str(revision)},
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    selector = copy.deepcopy(
+        (owner or {}).get("spec", {}).get("selector") or {"matchLabels": dict(labels)}
     )
-    metadata["ownerReferences"] = [owner_reference(owner)]
+    annotations: dict[str, str] = {}
+    if owner is not None:
+        is_rollout = owner["kind"] == "Rollout"
+        hash_label = ROLLOUT_HASH_LABEL if is_rollout else DEPLOYMENT_HASH_LABEL
+        template_hash = pod_template_hash(template)
+        labels[hash_label] = template_hash
+        selector.setdefault("matchLabels", {})[hash_label] = template_hash
+        revision_key = ROLLOUT_REVISION_ANNOTATION if is_rollout else DEPLOYMENT_REVISION_ANNOTATION
+        annotations[revision_key] = str(revision)
+    metadata = _metadata(
+        "apps/v1", "ReplicaSet", name, namespace, labels=labels, annotations=annotations
+    )
+    if owner is not None:
+        metadata["ownerReferences"] = [owner_reference(owner)]
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -318,6 +320,32 @@ def replicaset(
 # -- argoproj.io/v1alpha1 -----------------------------------------------------------------------
 
 
+#: Where Argo reads the pod template of each kind a workloadRef may name (templateref.go).
+WORKLOAD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "PodTemplate": ("template",),
+}
+
+
+def workload_ref(workload: Json) -> Json:
+    """A Rollout's ``spec.workloadRef`` naming ``workload``."""
+    return {
+        "apiVersion": workload["apiVersion"],
+        "kind": workload["kind"],
+        "name": workload["metadata"]["name"],
+    }
+
+
+def workload_template(workload: Json) -> Json | None:
+    """The pod template Argo resolves from ``workload``; None for a kind it does not support."""
+    path = WORKLOAD_TEMPLATE_PATHS.get(workload.get("kind", ""))
+    node: Any = workload if path else None
+    for key in path or ():
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
 def rollout(
     name: str,
     namespace: str = "default",
@@ -325,14 +353,16 @@ def rollout(
     labels: dict[str, str] | None = None,
     *,
     image: str = "registry.example.com/app:1.0.0",
-    workload_ref: Json | None = None,
+    workload: Json | None = None,
     revision: int = 1,
     phase: str = "Healthy",
     paused: bool = False,
     canary_steps: list[Json] | None = None,
 ) -> Json:
-    """A canary Rollout. With ``workload_ref`` (``{"apiVersion": "apps/v1", "kind":
-    "Deployment", "name": ...}``) the spec references that workload instead of a template."""
+    """A canary Rollout. With ``workload`` (a Deployment, ReplicaSet or PodTemplate dict)
+    the spec has a ``workloadRef`` to it instead of a template, and the Rollout is settled
+    on that workload's template and generation (as Argo's ``rollout/templateref.go`` and
+    ``sync.go`` leave it)."""
     labels = labels or {"app": name}
     spec: Json = {
         "replicas": replicas,
@@ -342,9 +372,15 @@ def rollout(
             "canary": {"steps": canary_steps or [{"setWeight": 20}, {"pause": {"duration": "1m"}}]}
         },
     }
-    if workload_ref is not None:
-        spec["workloadRef"] = dict(workload_ref)
-        pod_hash = pod_template_hash({"workloadRef": workload_ref})
+    annotations = {ROLLOUT_REVISION_ANNOTATION: str(revision)}
+    settled: Json = {}
+    if workload is not None:
+        ref = workload_ref(workload)
+        spec["workloadRef"] = ref
+        pod_hash = pod_template_hash(workload_template(workload) or {"workloadRef": ref})
+        generation = str(workload["metadata"].get("generation", 1))
+        annotations[WORKLOAD_GENERATION_ANNOTATION] = generation
+        settled["workloadObservedGeneration"] = generation
     else:
         spec["template"] = pod_template(labels, image, name)
         pod_hash = pod_template_hash(spec["template"])
@@ -359,10 +395,11 @@ def rollout(
             name,
             namespace,
             labels=labels,
-            annotations={ROLLOUT_REVISION_ANNOTATION: str(revision)},
+            annotations=annotations,
         ),
         "spec": spec,
         "status": {
+            **settled,
             "observedGeneration": "1",
             "phase": phase,
             "replicas": replicas,
@@ -386,6 +423,16 @@ def rollout(
 
 
 # -- core/v1, batch/v1 --------------------------------------------------------------------------
+
+
+def podtemplate(name: str, namespace: str = "default", *, template: Json) -> Json:
+    """A core/v1 PodTemplate: its pod template sits at ``template``, not ``spec.template``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": _metadata("v1", "PodTemplate", name, namespace),
+        "template": copy.deepcopy(template),
+    }
 
 
 _DEFAULT_EXIT_CODES = {"OOMKilled": 137, "Completed": 0, "ContainerCannotRun": 128}

@@ -60,6 +60,7 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     _rt("", "v1", "secrets", "Secret"),
     _rt("", "v1", "services", "Service", STATUS),
     _rt("", "v1", "events", "Event"),
+    _rt("", "v1", "podtemplates", "PodTemplate"),
     _rt("events.k8s.io", "v1", "events", "Event"),
     _rt("apps", "v1", "deployments", "Deployment", STATUS, SCALE),
     _rt("apps", "v1", "statefulsets", "StatefulSet", STATUS, SCALE),
