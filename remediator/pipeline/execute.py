@@ -303,14 +303,17 @@ async def _reconcile(
 async def apply_once(
     action: LiveAction, rt: Runtime, target: RenderedTarget, params: Params, ctx: Context
 ) -> str:
-    """Apply; when a write's answer is lost, look at the cluster before sending again."""
+    """Apply; when a write's answer is lost, look at the cluster before sending again,
+    and once more when the deadline ends the retries, so the ledger records what the
+    cluster has rather than a failure that was in fact applied."""
     confirmed: list[str] = []
+
+    def lost() -> str:
+        return f"{action.describe(target, params)} (applied; its answer was lost: {confirmed[-1]})"
 
     async def attempt() -> str:
         if confirmed and await action.applied(rt.kube, target, params, ctx):
-            return (
-                f"{action.describe(target, params)} (applied; its answer was lost: {confirmed[-1]})"
-            )
+            return lost()
         try:
             return await action.apply(rt.kube, target, params, ctx)
         except Transient as exc:
@@ -324,9 +327,20 @@ async def apply_once(
         stop=stop_after_delay(rt.deadline),
         reraise=True,
     )
-    async for trial in retrying:
-        with trial:
-            return await attempt()
+    try:
+        async for trial in retrying:
+            with trial:
+                return await attempt()
+    except Transient as exc:
+        if not confirmed:
+            raise
+        try:
+            found = await action.applied(rt.kube, target, params, ctx)
+        except KubeError as look:
+            raise exc from look
+        if found:
+            return lost()
+        raise
     raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
 

@@ -169,3 +169,35 @@ async def _run_all(fake_kube: FakeKube) -> dict[str, str]:
         await kube.close()
     fake_kube.clear_faults()
     return dict(zip(CASES, results, strict=True))
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["landed", "lost"])
+async def test_a_write_whose_answer_is_lost_at_the_deadline_is_looked_up(tmp_path, landed):
+    """The answer of a write is lost just as the deadline ends the retries: one last look
+    says whether it landed, so the ledger never records as failed a change the cluster
+    has (it would escalate, and count against the breaker), nor as done one it has not."""
+    fake = FakeKube(token="t")
+    async with fake.running():
+        fake.write_kubeconfig(tmp_path / "kubeconfig")
+        fake.add(objects.deployment("web", "prod"))
+        path = "/apis/apps/v1/namespaces/prod/deployments/web"
+        fake.set_latency(1.5, path_contains=path, method="PATCH")  # longer than the deadline
+        fake.drop_next(1, "PATCH", path, apply_then_drop=landed)
+        settings = KubeSettings(
+            source="kubeconfig", kubeconfig=fake.kubeconfig, request_timeout=5, deadline=10
+        )
+        kube = await Kube.connect(settings)
+        rt = Runtime(kube=kube, clock=lambda: NOW, verify_interval=timedelta(seconds=1), deadline=1)
+        action, target, params = CASES["restart"]
+        try:
+            run = apply_once(action, rt, target, params, Context("exec-1", "f", NOW))
+            if landed:
+                assert "(applied; its answer was lost:" in await run
+            else:
+                with pytest.raises(KubeError, match="connection lost"):
+                    await run
+        finally:
+            await kube.close()
+    assert applied_writes(fake, path) == int(landed)
+    generation = fake.get("apps/v1", "Deployment", "prod", "web")["metadata"]["generation"]
+    assert generation == 1 + int(landed)
