@@ -16,8 +16,10 @@ The real ``kubernetes_asyncio`` client talks to it over HTTP on 127.0.0.1; nothi
 or the pytest fixtures in :mod:`tests.fakes.kube.fixtures` (``fake_kube``,
 ``fake_kube_client``). Modules: ``resources`` (the kind/plural/group table), ``store``
 (objects and resourceVersion), ``patch`` (merge / strategic / JSON patch), ``selectors``,
-``api`` (verbs), ``controllers``, ``faults``, ``recording``, ``app`` (HTTP), ``server``
+``api`` (verbs), ``controllers``, ``lifecycle`` (kubelet, Jobs, namespaces, garbage
+collector), ``discovery``, ``faults``, ``recording``, ``app`` (HTTP), ``server``
 (:class:`FakeKube`), ``objects`` (seed builders), ``logs`` (``pods/log``).
+``python -m tests.fakes.kube --kubeconfig PATH`` serves one until killed (``__main__``).
 
 Pod logs are seeded with ``fake.set_logs(ns, pod, lines, container=None, previous=False)``;
 events are plain core/v1 ``Event`` objects (``objects.event``) listed with field selectors such

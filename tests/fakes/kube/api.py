@@ -42,6 +42,7 @@ _DNS1123_MESSAGE = (
     r"for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
 )
 _GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class KubeApi:
         self.store = store
         self.registry = registry
         self.deletions: list[Deletion] = []
+        self.orphaned: set[str] = set()  # uids of owners deleted with propagationPolicy Orphan
         self.logs = PodLogs()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -217,14 +219,34 @@ class KubeApi:
         check_name(rt, name)
         if self.store.get(rt, namespace, name) is not None:
             raise st.already_exists(rt, name)
+        self._check_namespace_open(rt, namespace, name)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
         if rt.has(STATUS):  # status is written by controllers through /status, never on create
             obj.pop("status", None)
             if rt.plural == "pods":
                 obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        if rt.plural == "namespaces":  # what the API server fills in for a new namespace
+            meta(obj).setdefault("labels", {})[NAMESPACE_NAME_LABEL] = name
+            obj["spec"] = {"finalizers": ["kubernetes"]}
+            obj["status"] = {"phase": "Active"}
         self._validate(rt, obj)
         return self.present(rt, version, self.store.create(rt, namespace, obj, dry_run=dry_run))
+
+    def _check_namespace_open(self, rt: ResourceType, namespace: str, name: str) -> None:
+        """Nothing new may be created in a terminating namespace (a missing one is allowed:
+        tests seed objects into namespaces they never create)."""
+        if not rt.namespaced:
+            return
+        ns = self.store.get(self.registry.resolve("v1", "namespaces"), "", namespace)
+        if ns is not None and ns["metadata"].get("deletionTimestamp"):
+            raise st.KubeError(
+                403,
+                "Forbidden",
+                f'{rt.qualified} "{name}" is forbidden: unable to create new content in '
+                f"namespace {namespace} because it is being terminated",
+                {"name": name, **({"group": rt.group} if rt.group else {}), "kind": rt.plural},
+            )
 
     def replace(
         self, rt: ResourceType, version: str, namespace: str, name: str, body: Any, *, dry_run: bool
@@ -277,9 +299,13 @@ class KubeApi:
                 raise st.precondition_failed(
                     rt, name, f"{label} in precondition: {wanted}, {label} in object meta: {actual}"
                 )
+        if rt.plural == "namespaces":  # the namespace controller finishes the job
+            return self.present(rt, version, self._terminate(rt, current, dry_run=dry_run))
         deleted = self.store.delete(rt, namespace, name, dry_run=dry_run)
         if not dry_run:
             self._record_deletion(rt, deleted, "delete", options)
+            if _propagation(rt, options) == "Orphan":
+                self.orphaned.add(current["metadata"]["uid"])
         if rt.plural == "pods":
             return self.present(rt, version, deleted)
         details = {"name": name, **({"group": rt.group} if rt.group else {}), "kind": rt.plural}
@@ -305,13 +331,21 @@ class KubeApi:
         listing["metadata"]["resourceVersion"] = self.store.resource_version
         return listing
 
+    def _terminate(self, rt: ResourceType, current: Json, *, dry_run: bool) -> Json:
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        new = copy.deepcopy(current)
+        new["metadata"]["deletionTimestamp"] = self.store.now()
+        new["status"] = {"phase": "Terminating"}
+        return self.store.update(rt, current, new, dry_run=dry_run)
+
     def _record_deletion(self, rt: ResourceType, obj: Json, via: str, options: Json) -> None:
         grace = options.get("gracePeriodSeconds")
         self.deletions.append(
             Deletion(
                 api_version=rt.api_version,
                 kind=rt.kind,
-                namespace=obj["metadata"]["namespace"],
+                namespace=obj["metadata"].get("namespace", ""),
                 name=obj["metadata"]["name"],
                 via=via,
                 propagation_policy=options.get("propagationPolicy"),
@@ -476,6 +510,12 @@ class KubeApi:
 
 # A pseudo resource type for patching Scale objects (a built-in: strategic merge allowed).
 _SCALE_TYPE = ResourceType("autoscaling", ("v1",), "scale", "Scale")
+
+
+def _propagation(rt: ResourceType, options: Json) -> str:
+    """The propagationPolicy a delete gets: batch/v1 Jobs orphan their pods by default."""
+    default = "Orphan" if (rt.group, rt.plural) == ("batch", "jobs") else "Background"
+    return str(options.get("propagationPolicy") or default)
 
 
 def _copy_status(source: Json, target: Json) -> None:

@@ -1,5 +1,6 @@
 """The aiohttp application: path parsing, auth, RBAC deny list, fault injection, recording,
-and dispatch of verbs to :class:`~.api.KubeApi`. One catch-all route serves everything."""
+and dispatch of verbs to :class:`~.api.KubeApi` (or to :mod:`.discovery`). One catch-all route
+serves everything."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from aiohttp import hdrs, web
 from ruamel.yaml import YAML
 
 from . import status as st
+from .discovery import discover, is_discovery
 from .faults import Decision
 from .logs import TextBody
 from .patch import APPLY_PATCH
@@ -42,12 +44,15 @@ def parse_path(registry: ResourceRegistry, path: str) -> Target:
     else:
         raise st.no_such_resource()
     namespace: str | None = None
-    if len(rest) >= 3 and rest[0] == "namespaces":
+    # ``namespaces/{ns}/{plural}...`` is namespaced; ``namespaces/{name}/status`` is not.
+    if len(rest) >= 3 and rest[0] == "namespaces" and registry.by_path(group, version, rest[2]):
         namespace, rest = rest[1], rest[2:]
-    if not 1 <= len(rest) <= 3 or (namespace is None and len(rest) != 1):
+    rt = registry.by_path(group, version, rest[0]) if rest else None
+    if rt is None or not 1 <= len(rest) <= 3:
         raise st.no_such_resource()
-    rt = registry.by_path(group, version, rest[0])
-    if rt is None:
+    if not rt.namespaced:
+        namespace = ""  # the store key of cluster-scoped objects
+    elif namespace is None and len(rest) != 1:
         raise st.no_such_resource()
     name = rest[1] if len(rest) > 1 else None
     subresource = rest[2] if len(rest) > 2 else None
@@ -151,6 +156,9 @@ class KubeHttpApp:
         self, method: str, path: str, query: dict[str, str], media_type: str | None, body: Any
     ) -> tuple[int, Any]:
         fake, api = self.fake, self.fake.api
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and is_discovery(parts):
+            return 200, discover(fake.registry, parts, (fake.url or "").split("://")[-1])
         target = parse_path(fake.registry, path)
         rt, version, ns = target.rt, target.version, target.namespace
         name, sub = target.name, target.subresource

@@ -1,11 +1,19 @@
 """Simulated controllers: just enough of the Deployment/StatefulSet/DaemonSet, Argo Rollouts
-and cert-manager controllers for remediation actions to observe progress.
+and cert-manager controllers for remediation actions to observe progress, plus the pod, Job,
+namespace and garbage-collection lifecycles of :mod:`.lifecycle`.
 
 Each :meth:`Controllers.reconcile_once` call advances every object by at most one step; the
 fake runs it every ``tick`` seconds on its own event loop. Controllers only react to changes
 (a new ``metadata.generation``, an abort flag, an ``Issuing`` condition, a new generation
-of the workload a Rollout's ``workloadRef`` names): a status a test seeded stays as it was
-until something triggers the controller.
+of the workload a Rollout's ``workloadRef`` names, an object created through the API): a
+status a test seeded stays as it was until something triggers the controller.
+
+With ``dependents`` the Rollout controller also keeps a ReplicaSet per pod template, as
+Argo does: on a new generation it reuses the owned ReplicaSet whose
+``rollouts-pod-template-hash`` matches the template, or creates ``{rollout}-{hash}``, and
+gives it the next ``rollout.argoproj.io/revision`` (also written on the Rollout). Replica
+counts of ReplicaSets are not managed. It is off by default because tests that seed
+ReplicaSets assert their revisions as seeded.
 """
 
 from __future__ import annotations
@@ -16,27 +24,34 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from .api import KubeApi
+from .lifecycle import Lifecycle
 from .objects import (
+    ROLLOUT_HASH_LABEL,
     ROLLOUT_REVISION_ANNOTATION,
     WORKLOAD_GENERATION_ANNOTATION,
     WORKLOAD_TEMPLATE_PATHS,
     pod_template_hash,
+    replicaset,
     workload_template,
 )
-from .resources import ResourceRegistry, ResourceType
+from .resources import ResourceType
 from .selectors import format_label_selector
 from .store import Json, Key, Store, key_of, meta, rfc3339
 
+# A reconciler returns the object's new status (None: unchanged); it may also edit the
+# object's metadata in place (Argo writes the revision annotation on the Rollout).
 Reconciler = Callable[[ResourceType, Key, Json], Json | None]
+CERT_DOES_NOT_EXIST = "Issuing certificate as Secret does not exist"
 
 
 class Controllers:
-    def __init__(
-        self, store: Store, registry: ResourceRegistry, *, daemonset_nodes: int = 3
-    ) -> None:
-        self.store = store
-        self.registry = registry
+    def __init__(self, api: KubeApi, *, daemonset_nodes: int = 3, dependents: bool = False) -> None:
+        self.store: Store = api.store
+        self.registry = api.registry
         self.daemonset_nodes = daemonset_nodes
+        self.dependents = dependents
+        self.lifecycle = Lifecycle(api, dependents=dependents)
         self.enabled = True
         self.errors: list[BaseException] = []
         self._stuck: set[Key] = set()
@@ -47,6 +62,7 @@ class Controllers:
             ("apps", "daemonsets"): self._workload,
             ("argoproj.io", "rollouts"): self._rollout,
             ("cert-manager.io", "certificates"): self._certificate,
+            ("cert-manager.io", "issuers"): self._issuer,
         }
 
     def set_stuck(self, key: Key, stuck: bool) -> None:
@@ -80,13 +96,14 @@ class Controllers:
                 continue
             for obj in self.store.list(rt):
                 key = key_of(rt, obj["metadata"]["namespace"], obj["metadata"]["name"])
-                new_status = reconcile(rt, key, obj)
-                if new_status is not None and new_status != obj.get("status"):
-                    new = copy.deepcopy(obj)
+                new = copy.deepcopy(obj)
+                new_status = reconcile(rt, key, new)
+                if new_status is not None:
                     new["status"] = new_status
+                if new != obj:
                     self.store.update(rt, obj, new, keep_generation=True)
                     writes += 1
-        return writes
+        return writes + self.lifecycle.step()
 
     # -- apps/v1 workloads --------------------------------------------------------------------
 
@@ -222,6 +239,8 @@ class Controllers:
                 status["workloadObservedGeneration"] = workload_generation
             template = spec.get("template") or (workload and workload_template(workload))
             pod_hash = pod_template_hash(template or {"workloadRef": spec.get("workloadRef")})
+            if self.dependents and spec.get("template"):
+                self._replicasets(obj)
             if status.get("currentPodHash") != pod_hash:  # a new revision resets an abort
                 status["currentPodHash"] = pod_hash
                 status.pop("abort", None)
@@ -258,11 +277,47 @@ class Controllers:
             status["stableRS"] = status.get("currentPodHash")
         return status
 
-    # -- cert-manager.io/v1 Certificate -------------------------------------------------------
+    def _replicasets(self, rollout: Json) -> None:
+        """Argo's ReplicaSet for the current template gets the next revision."""
+        rs_type = self.registry.resolve("apps/v1", "replicasets")
+        meta, pod_hash = rollout["metadata"], pod_template_hash(rollout["spec"]["template"])
+        owned = [
+            rs
+            for rs in self.store.list(rs_type, meta["namespace"])
+            if any(
+                ref.get("uid") == meta["uid"] and ref.get("controller")
+                for ref in rs["metadata"].get("ownerReferences") or []
+            )
+        ]
+        top = max(map(_revision, owned), default=0)
+        current = [rs for rs in owned if _labels(rs).get(ROLLOUT_HASH_LABEL) == pod_hash]
+        revision = top if current and _revision(current[0]) == top else top + 1
+        if not current:
+            new = replicaset(
+                f"{meta['name']}-{pod_hash}", meta["namespace"], owner=rollout, revision=revision
+            )
+            new["spec"]["replicas"] = rollout["spec"].get("replicas", 1)
+            self.store.create(rs_type, meta["namespace"], new)
+        elif revision > top:
+            new = copy.deepcopy(current[0])
+            new["metadata"]["annotations"][ROLLOUT_REVISION_ANNOTATION] = str(revision)
+            self.store.update(rs_type, current[0], new, keep_generation=True)
+        meta.setdefault("annotations", {})[ROLLOUT_REVISION_ANNOTATION] = str(revision)
+
+    # -- cert-manager.io/v1 Certificate and Issuer --------------------------------------------
 
     def _certificate(self, rt: ResourceType, key: Key, obj: Json) -> Json | None:
         status: Json = copy.deepcopy(obj.get("status") or {})
         conditions: list[Json] = status.get("conditions") or []
+        if not conditions and "revision" not in status and key not in self._stuck:
+            # A new Certificate (created through the API): cert-manager's trigger starts
+            # the first issuance.
+            generation, now = obj["metadata"].get("generation", 1), self.store.now()
+            status["conditions"] = [
+                _cm_condition(type_, value, "DoesNotExist", CERT_DOES_NOT_EXIST, now, generation)
+                for type_, value in (("Ready", "False"), ("Issuing", "True"))
+            ]
+            return status
         issuing = any(c.get("type") == "Issuing" and c.get("status") == "True" for c in conditions)
         if not issuing or key in self._stuck:
             return None
@@ -271,14 +326,14 @@ class Controllers:
         generation = obj["metadata"].get("generation", 1)
         status["conditions"] = [c for c in conditions if c.get("type") not in ("Issuing", "Ready")]
         status["conditions"].append(
-            {
-                "type": "Ready",
-                "status": "True",
-                "reason": "Ready",
-                "message": "Certificate is up to date and has not expired",
-                "lastTransitionTime": now,
-                "observedGeneration": generation,
-            }
+            _cm_condition(
+                "Ready",
+                "True",
+                "Ready",
+                "Certificate is up to date and has not expired",
+                now,
+                generation,
+            )
         )
         status["revision"] = int(status.get("revision") or 0) + 1
         status["notBefore"] = now
@@ -287,6 +342,36 @@ class Controllers:
         status.pop("lastFailureTime", None)
         status.pop("failedIssuanceAttempts", None)
         return status
+
+    def _issuer(self, rt: ResourceType, key: Key, obj: Json) -> Json | None:
+        """Any new Issuer becomes Ready (a selfSigned one does at once in cert-manager)."""
+        if obj.get("status"):
+            return None
+        generation, now = obj["metadata"].get("generation", 1), self.store.now()
+        return {"conditions": [_cm_condition("Ready", "True", "IsReady", "", now, generation)]}
+
+
+def _revision(rs: Json) -> int:
+    value = str((rs["metadata"].get("annotations") or {}).get(ROLLOUT_REVISION_ANNOTATION, 0))
+    return int(value) if value.isdigit() else 0
+
+
+def _labels(obj: Json) -> dict[str, str]:
+    return obj["metadata"].get("labels") or {}
+
+
+def _cm_condition(
+    type_: str, value: str, reason: str, message: str, now: str, generation: int
+) -> Json:
+    """A cert-manager condition (it records the generation it observed)."""
+    return {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+        "observedGeneration": generation,
+    }
 
 
 def _set_condition(

@@ -26,6 +26,7 @@ class ResourceType:
     kind: str
     subresources: frozenset[str] = field(default_factory=frozenset)
     custom: bool = False  # a CRD: strategic-merge patch is refused with 415, like the real server
+    namespaced: bool = True  # False: cluster-scoped, served without ``namespaces/{ns}``
 
     @property
     def api_version(self) -> str:
@@ -49,12 +50,21 @@ class ResourceType:
 
 
 def _rt(
-    group: str, versions: str, plural: str, kind: str, *subs: str, custom: bool = False
+    group: str,
+    versions: str,
+    plural: str,
+    kind: str,
+    *subs: str,
+    custom: bool = False,
+    namespaced: bool = True,
 ) -> ResourceType:
-    return ResourceType(group, tuple(versions.split(",")), plural, kind, frozenset(subs), custom)
+    return ResourceType(
+        group, tuple(versions.split(",")), plural, kind, frozenset(subs), custom, namespaced
+    )
 
 
 DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
+    _rt("", "v1", "namespaces", "Namespace", STATUS, namespaced=False),
     _rt("", "v1", "pods", "Pod", STATUS, EVICTION, LOG),
     _rt("", "v1", "configmaps", "ConfigMap"),
     _rt("", "v1", "secrets", "Secret"),
@@ -72,6 +82,7 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     _rt("coordination.k8s.io", "v1", "leases", "Lease"),
     _rt("argoproj.io", "v1alpha1", "rollouts", "Rollout", STATUS, SCALE, custom=True),
     _rt("cert-manager.io", "v1", "certificates", "Certificate", STATUS, custom=True),
+    _rt("cert-manager.io", "v1", "issuers", "Issuer", STATUS, custom=True),
 )
 
 

@@ -39,6 +39,11 @@ class FakeKube:
 
     Seed objects with :meth:`add`, start it with ``async with fake.running() as url``, point
     a client at :meth:`write_kubeconfig`, and assert on :attr:`requests` / :meth:`get`.
+    Cluster-scoped objects (Namespaces) use namespace ``""`` in :meth:`get` and friends.
+
+    ``dependents=True`` adds the controllers that change seeded objects too: the garbage
+    collector and Argo's ReplicaSet per Rollout revision (see :mod:`.controllers`,
+    :mod:`.lifecycle`). ``python -m tests.fakes.kube`` serves one like that.
     """
 
     def __init__(
@@ -51,13 +56,16 @@ class FakeKube:
         clock: Clock = utc_now,
         daemonset_nodes: int = 3,
         resources: tuple[ResourceType, ...] = DEFAULT_RESOURCES,
+        dependents: bool = False,
     ) -> None:
         self.token = token
         self.tick = tick
         self.registry = ResourceRegistry(resources)
         self.store = Store(seed=seed, clock=clock)
         self.api = KubeApi(self.store, self.registry)
-        self.controllers = Controllers(self.store, self.registry, daemonset_nodes=daemonset_nodes)
+        self.controllers = Controllers(
+            self.api, daemonset_nodes=daemonset_nodes, dependents=dependents
+        )
         self.controllers.enabled = run_controllers
         self.url: str | None = None
         self.kubeconfig: Path | None = None
@@ -75,6 +83,8 @@ class FakeKube:
         rt = self.registry.for_object(obj)
         metadata = obj.get("metadata") or {}
         name, namespace = metadata.get("name", ""), metadata.get("namespace") or "default"
+        if not rt.namespaced:
+            namespace = ""
         check_name(rt, name)
         if self.store.get(rt, namespace, name) is not None:
             raise ValueError(f"{rt.qualified} {namespace}/{name} already exists in the fake")

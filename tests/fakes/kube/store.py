@@ -1,5 +1,6 @@
 """The object store: JSON dicts keyed by (group, plural, namespace, name), one global
-resourceVersion counter, and the server-owned metadata (uid, creationTimestamp, generation)."""
+resourceVersion counter, and the server-owned metadata (uid, creationTimestamp, generation).
+Cluster-scoped objects (Namespaces) are kept under namespace ``""``."""
 
 from __future__ import annotations
 
@@ -92,6 +93,9 @@ class Store:
     def keys(self) -> KeyList:
         return sorted(self._objects)
 
+    def uids(self) -> set[str]:
+        return {obj["metadata"]["uid"] for obj in self._objects.values()}
+
     # -- writes -------------------------------------------------------------------------------
 
     def create(
@@ -109,7 +113,10 @@ class Store:
         new.setdefault("apiVersion", rt.api_version)
         new.setdefault("kind", rt.kind)
         metadata = meta(new)
-        metadata["namespace"] = namespace
+        if namespace:
+            metadata["namespace"] = namespace
+        else:  # cluster-scoped: stored under namespace "", served without one
+            metadata.pop("namespace", None)
         metadata.pop("resourceVersion", None)
         if not seed or not metadata.get("uid"):
             metadata["uid"] = self.new_uid()
@@ -149,8 +156,16 @@ class Store:
         if dry_run or result == old:
             return result  # a no-op write does not bump resourceVersion, like the real server
         new_meta["resourceVersion"] = self._bump()
-        self._objects[key_of(rt, old_meta["namespace"], old_meta["name"])] = result
+        self._objects[key_of(rt, old_meta.get("namespace", ""), old_meta["name"])] = result
         return copy.deepcopy(result)
+
+    def purge_namespace(self, namespace: str) -> int:
+        """Remove every object in ``namespace`` (the namespace controller's sweep)."""
+        doomed = [key for key in self._objects if key[2] == namespace]
+        for key in doomed:
+            del self._objects[key]
+            self._bump()
+        return len(doomed)
 
     def delete(self, rt: ResourceType, namespace: str, name: str, *, dry_run: bool = False) -> Json:
         key = key_of(rt, namespace, name)
