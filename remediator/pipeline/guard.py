@@ -285,9 +285,14 @@ async def close_quiet(
     A step's decision closes it too, but only when a step comes; this lets the metric
     and the timeline say it closed when it did, not at the next alert.
     """
+    names = {guard_ledger.breaker_name(dry_run): dry_run for dry_run in (False, True)}
+    stored = await guard_ledger.states(conn, names)
+    opened = [names[name] for name, state in stored.items() if state.get("open")]
+    if not opened:
+        return []  # the usual case: no reason to wait for the guard lock
     await guard_ledger.serialize(conn)
     closed = []
-    for dry_run in (False, True):
+    for dry_run in opened:
         scope = guard_ledger.Scope("", "", "", "", dry_run, mutating_actions)
         facts = await guard_ledger.facts(
             conn,

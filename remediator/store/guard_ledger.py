@@ -198,6 +198,14 @@ async def facts(
     )
 
 
+async def states(conn: AsyncConnection, names: Collection[str]) -> dict[str, dict[str, Any]]:
+    """Stored guard states by name, read without the guard lock."""
+    rows = await conn.execute(
+        select(guard_state.c.name, guard_state.c.value).where(guard_state.c.name.in_(names))
+    )
+    return {row.name: dict(row.value or {}) for row in rows}
+
+
 async def save_state(
     conn: AsyncConnection, name: str, value: dict[str, Any], now: datetime
 ) -> None:
