@@ -123,3 +123,22 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
+
+
+async def settled(client: Any, ends: set[str], count: int = 1) -> list[dict[str, Any]]:
+    """Details of the incidents (at least ``count``) once each has an event of a kind in
+    ``ends``."""
+
+    async def probe() -> list[dict[str, Any]] | None:
+        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if len(items) < count:
+            return None
+        details = [
+            await (await client.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json()
+            for i in items
+        ]
+        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
+        return details if done else None
+
+    found: list[dict[str, Any]] = await eventually(probe, timeout=20)
+    return found

@@ -12,7 +12,7 @@ import pytest
 
 from remediator.app import create_app
 from remediator.settings import KubeSettings, Settings
-from tests.conftest import AUTH, Clock, eventually
+from tests.conftest import AUTH, Clock, eventually, settled
 from tests.fakes.kube import objects
 from tests.payloads import alert, crashloop_labels, notification
 
@@ -53,24 +53,6 @@ async def cluster(fake_kube, runbook_dir):
 async def post(client, *alerts) -> None:
     resp = await client.post("/api/v1/alerts", json=notification(*alerts), headers=AUTH)
     assert resp.status == 200, await resp.text()
-
-
-async def settled(client, last: set[str], count: int = 1) -> list[dict[str, Any]]:
-    """Incident details once each has an event of a kind in ``last``."""
-
-    async def probe():
-        resp = await client.get("/api/v1/incidents", headers=AUTH)
-        items = (await resp.json())["items"]
-        if len(items) < count:
-            return None
-        details = [
-            await (await client.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json()
-            for i in items
-        ]
-        done = all(any(e["kind"] in last for e in d["events"]) for d in details)
-        return details if done else None
-
-    return await eventually(probe, timeout=15)
 
 
 async def settled_after(client, kind: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from remediator.app import create_app
 from remediator.errors import ConfigError
 from remediator.settings import KubeSettings, Settings
 from remediator.store.db import GUARD_LOCK
-from tests.conftest import AUTH, eventually
+from tests.conftest import AUTH, eventually, settled
 from tests.fakes.kube import objects
 from tests.payloads import alert, crashloop_labels, notification
 
@@ -31,24 +31,6 @@ def live(settings: Settings, fake_kube) -> Settings:
             "worker": settings.worker.model_copy(update={"verify_interval": 0.05}),
         }
     )
-
-
-async def settled(client: Any, count: int, ends: set[str]) -> list[dict[str, Any]]:
-    """The ``count`` incidents' details once each has an event of a kind in ``ends``."""
-
-    async def probe() -> list[dict[str, Any]] | None:
-        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
-        if len(items) != count:
-            return None
-        details = [
-            await (await client.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json()
-            for i in items
-        ]
-        done = all(any(e["kind"] in ends for e in d["events"]) for d in details)
-        return details if done else None
-
-    found: list[dict[str, Any]] = await eventually(probe, timeout=20)
-    return found
 
 
 async def replicas_on_web(aiohttp_client: Any, settings: Settings, fake_kube: Any) -> list[Any]:
@@ -84,17 +66,8 @@ async def test_two_replicas_act_once_per_alert(aiohttp_client, settings, fake_ku
     await asyncio.gather(deliver(a), deliver(b))
     await asyncio.gather(deliver(b), deliver(a))
 
-    async def settled():
-        items = (await (await a.get("/api/v1/incidents", headers=AUTH)).json())["items"]
-        if len(items) != len(names):
-            return None
-        details = [
-            await (await a.get(f"/api/v1/incidents/{i['id']}", headers=AUTH)).json() for i in items
-        ]
-        done = all(any(e["kind"] == "verified" for e in d["events"]) for d in details)
-        return details if done else None
-
-    details = await eventually(settled, timeout=20)
+    details = await settled(a, {"verified"}, count=len(names))
+    assert len(details) == len(names)
     assert len(fake_kube.mutations("PATCH")) == len(names)
     assert sorted(p.path.rsplit("/", 1)[1] for p in fake_kube.mutations("PATCH")) == names
     for d in details:
@@ -119,7 +92,7 @@ async def test_two_replicas_never_both_pass_a_cooldown(
 
     await asyncio.gather(*(deliver(a if i % 2 else b, s) for i, s in enumerate(starts)))
 
-    details = await settled(a, len(starts), {"verified", "blocked"})
+    details = await settled(a, {"verified", "blocked"}, count=len(starts))
     assert len(fake_kube.mutations("PATCH")) == 1
     reasons = sorted(e["reason"] for d in details for e in d["events"] if e["kind"] == "blocked")
     assert len(reasons) == len(starts) - 1
@@ -156,7 +129,7 @@ async def test_two_replicas_share_one_budget_of_runs(
 
     await asyncio.gather(*(deliver(a if i % 2 else b, n) for i, n in enumerate(names)))
 
-    details = await settled(a, len(names), {"executed", "blocked"})
+    details = await settled(a, {"executed", "blocked"}, count=len(names))
     reason = "max_runs" if limit == "max_runs" else "rate_limited"
     blocked = [e["reason"] for d in details for e in d["events"] if e["kind"] == "blocked"]
     assert blocked == [reason] * (len(names) - 2)
@@ -212,7 +185,7 @@ async def test_the_guard_lock_orders_two_decisions_at_the_same_instant(
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", GUARD_LOCK)
 
-        details = await settled(a, 2, {"verified", "blocked"})
+        details = await settled(a, {"verified", "blocked"}, count=2)
         assert await state() == (0, 1)
     finally:
         await conn.close()
