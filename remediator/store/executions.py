@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from remediator.store import dialect
 from remediator.store.tables import executions
 
 # Statuses of a step that did what it meant to (verification may still be pending).
@@ -50,10 +50,9 @@ class Execution:
 
 
 # Built once per backend: constructing a statement per step cost more than executing it.
-_BEGIN: dict[str, Insert] = {
-    "sqlite": sqlite.insert(executions).on_conflict_do_nothing().returning(executions.c.id),
-    "postgresql": postgresql.insert(executions).on_conflict_do_nothing().returning(executions.c.id),
-}
+_BEGIN = dialect.per_backend(
+    lambda upsert: upsert(executions).on_conflict_do_nothing().returning(executions.c.id)
+)
 _COLUMNS = (
     executions.c.id,
     executions.c.uid,
@@ -66,6 +65,16 @@ _COLUMNS = (
     executions.c.target,
     executions.c.params,
     executions.c.verify_deadline,
+)
+_FINISH = (
+    update(executions)
+    .where(executions.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        detail=bindparam("b_detail"),
+        finished_at=bindparam("b_finished"),
+        verify_deadline=bindparam("b_deadline"),
+    )
 )
 
 
@@ -151,12 +160,12 @@ async def finish(
 ) -> None:
     """Move a begun step on: to ``applied`` (with a verify deadline) or a final status."""
     await conn.execute(
-        update(executions)
-        .where(executions.c.id == execution_id)
-        .values(
-            status=status,
-            detail=detail,
-            finished_at=None if status == "applied" else now,
-            verify_deadline=verify_deadline,
-        )
+        _FINISH,
+        {
+            "b_id": execution_id,
+            "b_status": status,
+            "b_detail": detail,
+            "b_finished": None if status == "applied" else now,
+            "b_deadline": verify_deadline,
+        },
     )

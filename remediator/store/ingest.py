@@ -39,6 +39,10 @@ MAX_BATCH = 256
 CONFLICT_RETRIES = 3
 
 
+_KNOWN = select(
+    alerts.c.id, alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status
+).where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+
 _Pending = tuple[Notification, "asyncio.Future[IngestResult]"]
 
 
@@ -202,12 +206,9 @@ async def _load_known(
     fingerprints = {a.fingerprint for n in batch for a in n.alerts}
     if not fingerprints:
         return {}
-    query = select(
-        alerts.c.id, alerts.c.incident_id, alerts.c.fingerprint, alerts.c.starts_at, alerts.c.status
-    ).where(alerts.c.fingerprint.in_(fingerprints))
     return {
         (r.fingerprint, r.starts_at): _Known(r.id, r.incident_id, r.status)
-        for r in await conn.execute(query)
+        for r in await conn.execute(_KNOWN, {"fingerprints": list(fingerprints)})
     }
 
 
@@ -332,37 +333,39 @@ async def _flush(conn: AsyncConnection, rows: _Rows) -> list[Job]:
         await conn.execute(insert(incidents), rows.incidents)
         await conn.execute(insert(alerts), rows.alerts)
     if rows.renotified:
-        await conn.execute(
-            update(alerts)
-            .where(alerts.c.id == bindparam("b_id"))
-            .values(notifications=alerts.c.notifications + 1, last_seen=bindparam("b_now")),
-            rows.renotified,
-        )
+        await conn.execute(_RENOTIFIED, rows.renotified)
     if rows.resolved_alerts:
-        await conn.execute(
-            update(alerts)
-            .where(alerts.c.id == bindparam("b_id"))
-            .values(status="resolved", last_seen=bindparam("b_now"), ends_at=bindparam("b_ends")),
-            rows.resolved_alerts,
-        )
-        await conn.execute(
-            update(incidents)
-            .where(incidents.c.id == bindparam("b_id"))
-            .values(
-                status=IncidentStatus.RESOLVED,
-                updated_at=bindparam("b_now"),
-                resolved_at=bindparam("b_now"),
-            ),
-            rows.resolved_incidents,
-        )
+        await conn.execute(_RESOLVE_ALERT, rows.resolved_alerts)
+        await conn.execute(_RESOLVE_INCIDENT, rows.resolved_incidents)
     if rows.events:
         await conn.execute(insert(events), rows.events)
     claimed: list[Job] = []
     if rows.claimed:
-        returned = await conn.execute(
-            insert(jobs).returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts), rows.claimed
-        )
+        returned = await conn.execute(_INSERT_CLAIMED, rows.claimed)
         claimed = sorted((Job(**r._asdict()) for r in returned), key=lambda j: j.id)
     if rows.jobs:
         await conn.execute(insert(jobs), rows.jobs)
     return claimed
+
+
+# Built once: constructing a statement costs more than running it.
+_RENOTIFIED = (
+    update(alerts)
+    .where(alerts.c.id == bindparam("b_id"))
+    .values(notifications=alerts.c.notifications + 1, last_seen=bindparam("b_now"))
+)
+_RESOLVE_ALERT = (
+    update(alerts)
+    .where(alerts.c.id == bindparam("b_id"))
+    .values(status="resolved", last_seen=bindparam("b_now"), ends_at=bindparam("b_ends"))
+)
+_RESOLVE_INCIDENT = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("b_id"))
+    .values(
+        status=IncidentStatus.RESOLVED,
+        updated_at=bindparam("b_now"),
+        resolved_at=bindparam("b_now"),
+    )
+)
+_INSERT_CLAIMED = insert(jobs).returning(jobs.c.id, jobs.c.incident_id, jobs.c.attempts)

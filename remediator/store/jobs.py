@@ -62,6 +62,21 @@ def _claim_query(*, verify: bool) -> ReturningUpdate[Any]:
 # Built once: the claim is on every alert's path to its action.
 _CLAIM_WORK = _claim_query(verify=False)
 _CLAIM_VERIFY = _claim_query(verify=True)
+_ENQUEUE = insert(jobs)
+_RESCHEDULE = (
+    update(jobs)
+    .where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="pending", not_before=bindparam("b_not_before"), attempts=0, claimed_by=None)
+)
+_FINISH = (
+    update(jobs)
+    .where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=bindparam("b_status"),
+        finished_at=bindparam("b_now"),
+        last_error=bindparam("b_error"),
+    )
+)
 
 
 async def claim(
@@ -88,26 +103,23 @@ async def enqueue(
     """Queue follow-up work: ``verify`` an execution, run an ``approved`` runbook, or
     ``escalate`` after an approval expired."""
     await conn.execute(
-        insert(jobs).values(
-            incident_id=incident_id,
-            kind=kind,
-            execution_id=execution_id,
-            approval_id=approval_id,
-            status="pending",
-            attempts=0,
-            not_before=not_before or now,
-            created_at=now,
-        )
+        _ENQUEUE,
+        {
+            "incident_id": incident_id,
+            "kind": kind,
+            "execution_id": execution_id,
+            "approval_id": approval_id,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": not_before or now,
+            "created_at": now,
+        },
     )
 
 
 async def reschedule(conn: AsyncConnection, job_ids: Sequence[int], not_before: datetime) -> None:
     """Put verify jobs back for another look later; waiting is not a failed attempt."""
-    await conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(job_ids))
-        .values(status="pending", not_before=not_before, attempts=0, claimed_by=None)
-    )
+    await conn.execute(_RESCHEDULE, {"ids": list(job_ids), "b_not_before": not_before})
 
 
 async def finish(
@@ -116,9 +128,7 @@ async def finish(
     """Close jobs: done, or failed for good when ``error`` is given (caller commits)."""
     status = "failed" if error else "done"
     await conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(job_ids))
-        .values(status=status, finished_at=now, last_error=error)
+        _FINISH, {"ids": list(job_ids), "b_status": status, "b_now": now, "b_error": error}
     )
 
 

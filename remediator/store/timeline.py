@@ -43,6 +43,25 @@ class IncidentFilter:
     team: str | None = None
 
 
+# The statements of an alert's path, built once: building one cost more than running it.
+_APPEND = insert(events)
+_TOUCH = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("b_id"))
+    .values(updated_at=bindparam("b_now"))
+)
+_INSTANCES = (
+    select(incidents.c.status.label("incident_status"), incidents.c.external_url, alerts)
+    .join(alerts, alerts.c.incident_id == incidents.c.id)
+    .where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+)
+_SET_TEAM = (
+    update(incidents)
+    .where(incidents.c.id == bindparam("b_id"), incidents.c.team == "")
+    .values(team=bindparam("b_team"))
+)
+
+
 async def append(conn: AsyncConnection, new: Sequence[tuple[str, NewEvent]], now: datetime) -> None:
     """Append ``(incident_id, event)`` pairs in order; touch each incident's ``updated_at``.
 
@@ -63,16 +82,11 @@ async def append(conn: AsyncConnection, new: Sequence[tuple[str, NewEvent]], now
         }
         for incident_id, e in new
     ]
-    await conn.execute(insert(events), rows)
+    await conn.execute(_APPEND, rows)
     touched = [
         {"b_id": incident_id, "b_now": now} for incident_id in dict.fromkeys(i for i, _ in new)
     ]
-    await conn.execute(
-        update(incidents)
-        .where(incidents.c.id == bindparam("b_id"))
-        .values(updated_at=bindparam("b_now")),
-        touched,
-    )
+    await conn.execute(_TOUCH, touched)
 
 
 async def existing(conn: AsyncConnection, incident_ids: Sequence[str]) -> set[str]:
@@ -87,11 +101,6 @@ async def load_instances(
     conn: AsyncConnection, incident_ids: Sequence[str]
 ) -> dict[str, AlertInstance]:
     """The alert instances of these incidents, by incident id (missing ones are absent)."""
-    query = (
-        select(incidents.c.status.label("incident_status"), incidents.c.external_url, alerts)
-        .join(alerts, alerts.c.incident_id == incidents.c.id)
-        .where(incidents.c.id.in_(incident_ids))
-    )
     return {
         row.incident_id: AlertInstance(
             incident_id=row.incident_id,
@@ -104,7 +113,7 @@ async def load_instances(
             generator_url=row.generator_url,
             external_url=row.external_url,
         )
-        for row in await conn.execute(query)
+        for row in await conn.execute(_INSTANCES, {"ids": list(incident_ids)})
     }
 
 
@@ -198,8 +207,4 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> IncidentDetail 
 
 async def set_team(conn: AsyncConnection, incident_id: str, team: str) -> None:
     """Record the owning team the first time a runbook matches (routing and filters)."""
-    await conn.execute(
-        update(incidents)
-        .where(incidents.c.id == incident_id, incidents.c.team == "")
-        .values(team=team)
-    )
+    await conn.execute(_SET_TEAM, {"b_id": incident_id, "b_team": team})
