@@ -64,8 +64,29 @@ async def capture(
     snap: Snapshot,
 ) -> None:
     """Read what there is to read about ``target`` into ``snap``, section by section, so
-    whatever was read survives when the caller's time budget cuts the capture short."""
+    whatever was read survives when the caller's time budget cuts the capture short.
+
+    The namespace's events depend on nothing else, so they are read beside the chain
+    workload → pods → logs: the capture runs beside the first action, and a shorter
+    capture leaves fewer of its reads queued at the API server ahead of that action's."""
     reader = _Reader(kube, limits.timeout, snap)
+    async with asyncio.TaskGroup() as group:
+        events = group.create_task(
+            reader.get("events", kube.core.list_namespaced_event, target.namespace)
+        )
+        pods = await _target_and_pods(kube, reader, target, limits, redact, snap)
+    _events(events.result(), target, pods, limits.events_window, redact, now, snap)
+
+
+async def _target_and_pods(
+    kube: Kube,
+    reader: _Reader,
+    target: RenderedTarget,
+    limits: Limits,
+    redact: Callable[[str], str],
+    snap: Snapshot,
+) -> list[JSON]:
+    """The target's status, its pods, and the worst pod's logs; returns those pods."""
     selector: str | None = None
     if target.kind in _WORKLOADS:
         read = getattr(kube.apps, f"read_namespaced_{_WORKLOADS[target.kind]}")
@@ -98,7 +119,7 @@ async def capture(
         snap.sections["pods"] = [pod_status(p) for p in pods]
     if pods and limits.log_lines:
         await _logs(kube, reader, target.namespace, pods[0], limits.log_lines, redact, snap)
-    await _events(kube, reader, target, pods, limits.events_window, redact, now, snap)
+    return pods
 
 
 def summary(target: RenderedTarget, snap: Snapshot) -> str:
@@ -298,9 +319,8 @@ async def _logs(
     }
 
 
-async def _events(
-    kube: Kube,
-    reader: _Reader,
+def _events(
+    listed: JSON | None,
     target: RenderedTarget,
     pods: list[JSON],
     window: timedelta,
@@ -308,7 +328,7 @@ async def _events(
     now: datetime,
     snap: Snapshot,
 ) -> None:
-    listed = await reader.get("events", kube.core.list_namespaced_event, target.namespace)
+    """Keep the events about the target and its pods within ``window``."""
     if listed is None:
         return
     names = {target.name} | {(p.get("metadata") or {}).get("name") for p in pods}
