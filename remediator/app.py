@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from remediator.actions.base import Say
-from remediator.actions.registry import Registry, builtin_actions
+from remediator.actions.registry import Registry, builtin_actions, mutating
 from remediator.keys import (
     APPROVER,
     BACKGROUND,
@@ -204,13 +204,13 @@ async def _breakers(app: web.Application) -> AsyncIterator[None]:
     """Close a circuit breaker once its quiet period is over, whether or not a step comes."""
     engine, metrics, clock = app[ENGINE], app[METRICS], app[CLOCK]
     policy = app[SETTINGS].guards
-    mutating = frozenset(name for name, a in app[RUNBOOKS].actions.items() if a.mutates)
+    mutating_actions = mutating(app[RUNBOOKS].actions)
     recorder = Recorder(metrics)
 
     async def look() -> None:
         now = clock()
         async with engine.begin() as conn:
-            closed = await guard.close_quiet(conn, policy, mutating, now)
+            closed = await guard.close_quiet(conn, policy, mutating_actions, now)
             opened_by = {c.incident_id: c for c in closed if c.incident_id}
             told = await timeline.existing(conn, list(opened_by))
             written = [(i, guard.breaker_event(opened_by[i].change)) for i in sorted(told)]

@@ -15,6 +15,11 @@ from remediator.actions.scale import Scale
 Registry = Mapping[str, Action]
 
 
+def mutating(actions: Registry) -> frozenset[str]:
+    """The names of the actions that change the cluster: the ones the guards count."""
+    return frozenset(name for name, a in actions.items() if a.mutates)
+
+
 def builtin_actions() -> Registry:
     actions: list[Action] = [Notify(), Restart(), Rollback(), Scale(), Cleanup(), CertRenew()]
     return {a.name: a for a in actions}

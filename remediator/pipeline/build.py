@@ -14,7 +14,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from remediator.actions.registry import Registry
+from remediator.actions.registry import Registry, mutating
 from remediator.errors import PlanError
 from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
@@ -51,7 +51,7 @@ class Pipeline:
         self._engine = engine
         self._runbooks = runbooks
         self._actions = actions
-        self._mutating = frozenset(name for name, a in actions.items() if a.mutates)
+        self._mutating = mutating(actions)
         self._policy = policy
         self._recorder = recorder
         self._rt = runtime
