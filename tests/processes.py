@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import FIXTURES, TOKEN
+from tests.reaper import reaped
 
 RUNBOOK = (FIXTURES / "runbooks" / "crashloop.yaml").read_text()
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,11 +68,15 @@ async def serve(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,
+            start_new_session=True,  # a group of its own, for the reaper
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            await until(lambda: ready(url), what=f"the server ({log_path.read_text()})", timeout=20)
-            yield url, process
+            with reaped(process.pid):  # even if pytest is SIGKILLed
+                await until(
+                    lambda: ready(url), what=f"the server ({log_path.read_text()})", timeout=20
+                )
+                yield url, process
         finally:
             if process.returncode is None:
                 process.kill()

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from tests.reaper import reaped
+
 ROOT = Path(__file__).parents[2]
 README = ROOT / "README.md"
 # What a fresh checkout does not have: VCS data, caches, stores of earlier runs.
@@ -115,8 +117,9 @@ def serving(checkout: Path, environ: dict[str, str], tmp_path: Path) -> Iterator
             start_new_session=True,  # its own process group: the shell and the server
         )
     try:
-        ready(f"http://127.0.0.1:{qs.port}/readyz", process, log)
-        yield log
+        with reaped(process.pid):  # even if pytest is SIGKILLed
+            ready(f"http://127.0.0.1:{qs.port}/readyz", process, log)
+            yield log
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
