@@ -321,6 +321,11 @@ class ContextSettings(Section):
     max_bytes: Annotated[int, Field(ge=1024)] = Field(
         default=16384, description="Cap on the text one snapshot stores."
     )
+    reuse: Duration = Field(
+        default=timedelta(seconds=30),
+        description="An incident opening on a target read this recently, and not acted on "
+        "since, shares that snapshot instead of reading again (alert storms); 0s reads each time.",
+    )
     redact: list[str] = Field(
         default_factory=list,
         description="Extra regexes whose matches are masked in captured text "

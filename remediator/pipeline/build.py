@@ -20,7 +20,7 @@ from remediator.models.alert import AlertInstance
 from remediator.models.events import BlockReason, EventKind, Stage
 from remediator.pipeline import approve, guard
 from remediator.pipeline.approve import Approver
-from remediator.pipeline.context import Capture, ContextStage
+from remediator.pipeline.context import OPENED, Capture, ContextStage
 from remediator.pipeline.execute import Runtime, execute
 from remediator.pipeline.match import match
 from remediator.pipeline.plan import Plan, PlannedStep, plan
@@ -175,7 +175,7 @@ class Pipeline:
                 data=planned.summary(),
             ),
         )
-        capture = self._context.start(planned, instance, "incident opened")
+        capture = self._context.start(planned, instance, OPENED)
         try:
             if planned.approval_required and not guard.is_dry_run(planned, self._policy):
                 planned = await capture.join(unit, planned)
@@ -218,6 +218,8 @@ class Pipeline:
                 self._clock(),
                 approved=approved,
             )
+            if decision.allowed and not decision.dry_run and step.action.mutates:
+                self._context.forget(planned.target)
             outcome = await execute(unit, self._rt, incident_id, planned, step, decision)
             if capture is not None:
                 planned = await capture.join(unit, planned)

@@ -19,12 +19,13 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Template, TemplateError
 
+from remediator.actions.base import RenderedTarget
 from remediator.context.capture import Limits, Snapshot, cap, capture, summary
 from remediator.context.redact import Redactor
 from remediator.errors import PlanError
@@ -38,6 +39,19 @@ from remediator.settings import ContextSettings
 from remediator.store.timeline import NewEvent
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+OPENED = "incident opened"  # the trigger whose snapshot incidents on one target may share
+
+
+@dataclass
+class _Reads:
+    """One snapshot's reads, and how many incidents are waiting for them."""
+
+    task: asyncio.Task[Snapshot]
+    at: datetime
+    incident_id: str  # the incident they were read for
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class ContextStage:
         self._settings = settings
         self._clock = clock
         self._redact = Redactor(settings.redact)
+        self._recent: dict[tuple[str, int, timedelta], _Reads] = {}
 
     @property
     def enabled(self) -> bool:
@@ -65,12 +80,6 @@ class ContextStage:
         spec = plan.runbook.spec.context
         if not self.enabled or not spec.enabled:
             return Capture(None, instance.incident_id)
-        task = asyncio.create_task(self._read(plan, instance, trigger), name="context-capture")
-        return Capture(task, instance.incident_id)
-
-    async def _read(self, plan: Plan, instance: AlertInstance, trigger: str) -> Recorded:
-        spec = plan.runbook.spec.context
-        now = self._clock()
         s = self._settings
         limits = Limits(
             log_lines=s.log_lines if spec.log_lines is None else spec.log_lines,
@@ -78,23 +87,88 @@ class ContextStage:
             timeout=s.timeout,
             max_bytes=s.max_bytes,
         )
+        now = self._clock()
+        reads = self._reads(plan.target, limits, instance.incident_id, now, trigger == OPENED)
+        reads.waiting += 1
+        task = asyncio.create_task(
+            self._record(reads, plan, instance, trigger, limits, now), name="context-capture"
+        )
+        return Capture(task, instance.incident_id)
+
+    def forget(self, target: RenderedTarget) -> None:
+        """An action is about to change ``target``: what was read before it no longer
+        describes what a newly opened incident would see."""
+        for key in [k for k in self._recent if k[0] == target.key]:
+            del self._recent[key]
+
+    def _reads(
+        self, target: RenderedTarget, limits: Limits, incident_id: str, now: datetime, share: bool
+    ) -> _Reads:
+        """The reads of a recent opening snapshot of ``target``, else new ones.
+
+        In an alert storm many incidents open on one target within seconds; each reading
+        the target, its pods, their logs and the namespace's events again would add four
+        API requests per alert to a cluster that is already in trouble."""
+        window = self._settings.reuse
+        while self._recent:  # insertion order is reading order: the oldest come first
+            oldest = next(iter(self._recent))
+            if now - self._recent[oldest].at < window:
+                break
+            del self._recent[oldest]
+        key = (target.key, limits.log_lines, limits.events_window)
+        found = self._recent.get(key)
+        if share and found is not None and now - found.at < window:
+            return found
+        task = asyncio.create_task(self._read(target, limits, now), name="context-reads")
+        task.add_done_callback(_quiet)
+        reads = _Reads(task, now, incident_id)
+        if share and window:
+            self._recent.pop(key, None)
+            self._recent[key] = reads
+        return reads
+
+    async def _read(self, target: RenderedTarget, limits: Limits, now: datetime) -> Snapshot:
         snap = Snapshot()
         if self._kube is None:
             snap.failures.append("no cluster connection")
         else:
+            budget = self._settings.budget
             try:
-                async with asyncio.timeout(s.budget):
-                    await capture(self._kube, plan.target, limits, self._redact, now, snap)
+                async with asyncio.timeout(budget):
+                    await capture(self._kube, target, limits, self._redact, now, snap)
             except TimeoutError:
-                snap.failures.append(f"capture stopped at its {s.budget:g}s budget")
-        cap(snap, s.max_bytes)
+                snap.failures.append(f"capture stopped at its {budget:g}s budget")
+        cap(snap, limits.max_bytes)
+        return snap
+
+    async def _record(
+        self,
+        reads: _Reads,
+        plan: Plan,
+        instance: AlertInstance,
+        trigger: str,
+        limits: Limits,
+        now: datetime,
+    ) -> Recorded:
+        try:
+            snap = await asyncio.shield(reads.task)
+        finally:
+            reads.waiting -= 1
+            if not reads.waiting and not reads.task.done():  # nobody is left to wait
+                reads.task.cancel()
+                for key in [k for k, v in self._recent.items() if v is reads]:
+                    del self._recent[key]
         line = summary(plan.target, snap)
+        links = {**self._settings.links, **plan.runbook.spec.context.links}
         data: dict[str, Any] = {
             "trigger": trigger,
             "target": plan.target.key,
             **snap.as_data(),
-            "links": self.links(instance, {**s.links, **spec.links}, limits, now),
+            "links": self.links(instance, links, limits, now),
         }
+        if reads.incident_id != instance.incident_id:
+            data["shared"] = {"incident": reads.incident_id, "read_at": reads.at.isoformat()}
+            line += f" (read at {reads.at:%H:%M:%S} UTC for incident {reads.incident_id})"
         event = NewEvent(
             Stage.CONTEXT, EventKind.CONTEXT, line, runbook=plan.runbook.spec.name, data=data
         )
@@ -170,7 +244,7 @@ class Capture:
             self._task.add_done_callback(_quiet)
 
 
-def _quiet(task: asyncio.Task[Recorded]) -> None:
+def _quiet(task: asyncio.Task[Any]) -> None:
     with contextlib.suppress(asyncio.CancelledError, Exception):
         task.result()
 

@@ -3,6 +3,7 @@ action's verification, with secrets masked, bounded in time, and routed to its t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from remediator.settings import (
     SlackSettings,
     TeamSettings,
 )
-from tests.conftest import AUTH, eventually
+from tests.conftest import AUTH, eventually, settled
 from tests.fakes.kube import objects
 from tests.payloads import alert, crashloop_labels, notification
 
@@ -313,3 +314,91 @@ async def test_an_unknown_team_falls_back_to_the_platform_channel(
     await post(client, alert())
     await incident(client)
     await fake_slack.wait_for(lambda: fake_slack.messages.get("CPLATFORM"))
+
+
+def dry(settings: Settings, fake_kube, **context: Any) -> Settings:
+    """Context reads against the cluster, but no action changes it."""
+    configured = live(settings, fake_kube, **{"enabled": "on", **context})
+    return configured.model_copy(
+        update={"guards": configured.guards.model_copy(update={"dry_run": True})}
+    )
+
+
+def pod_lists(fake_kube) -> int:
+    return sum(
+        1
+        for r in fake_kube.requests
+        if (r.method, r.path) == ("GET", "/api/v1/namespaces/prod/pods")
+    )
+
+
+def opened(details: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each incident's opening snapshot, by incident id."""
+    return {
+        d["id"]: next(e for e in contexts(d) if e["data"]["trigger"] == "incident opened")
+        for d in details
+    }
+
+
+async def test_incidents_opening_on_one_target_share_its_snapshot(start, settings, fake_kube):
+    # A storm: two pods of one Deployment alert at once; one set of reads serves both.
+    client = await start(dry(settings, fake_kube))
+    await post(client, alert(crashloop_labels(pod="web-7f9-abcde")))
+    [first] = await settled(client, {"context"})
+    await post(client, alert(crashloop_labels(pod="web-7f9-fghij")))
+    details = await settled(client, {"context"}, count=2)
+    snapshots = opened(details)
+    reader = snapshots[first["id"]]
+    [(later_id, later)] = [(i, e) for i, e in snapshots.items() if i != first["id"]]
+    assert "shared" not in reader["data"]
+    assert later["data"]["shared"]["incident"] == first["id"]
+    assert later["data"]["pods"] == reader["data"]["pods"]
+    assert later["data"]["logs"] == reader["data"]["logs"]
+    assert f"for incident {first['id']})" in later["message"]
+    # The links are the later incident's own: its labels, its time window.
+    assert "web-7f9-fghij" in later["data"]["links"]["alertmanager"]
+    assert "web-7f9-fghij" not in reader["data"]["links"]["alertmanager"]
+    assert pod_lists(fake_kube) == 1
+    logs = [r for r in fake_kube.requests if r.path.endswith("/log")]
+    assert len(logs) == 1
+    page = await (await client.get(f"/incidents/{later_id}", headers=AUTH)).text()
+    assert f'for incident <a href="/incidents/{first["id"]}"' in page
+
+
+async def test_a_snapshot_is_not_shared_past_its_reuse_window(start, settings, fake_kube):
+    client = await start(dry(settings, fake_kube, reuse="200ms"))
+    await post(client, alert(crashloop_labels(pod="web-7f9-abcde")))
+    await settled(client, {"context"})
+    await asyncio.sleep(0.3)
+    await post(client, alert(crashloop_labels(pod="web-7f9-fghij")))
+    snapshots = opened(await settled(client, {"context"}, count=2))
+    assert all("shared" not in e["data"] for e in snapshots.values())
+    assert pod_lists(fake_kube) == 2
+
+
+async def test_reuse_0s_reads_for_every_incident(start, settings, fake_kube):
+    client = await start(dry(settings, fake_kube, reuse="0s"))
+    await post(
+        client,
+        alert(crashloop_labels(pod="web-7f9-abcde")),
+        alert(crashloop_labels(pod="web-7f9-fghij")),
+    )
+    snapshots = opened(await settled(client, {"context"}, count=2))
+    assert all("shared" not in e["data"] for e in snapshots.values())
+    assert pod_lists(fake_kube) == 2
+
+
+async def test_an_action_on_the_target_ends_the_sharing_of_what_was_read_before_it(
+    start, settings, fake_kube
+):
+    client = await start(live(settings, fake_kube))
+    await post(client, alert(crashloop_labels(pod="web-7f9-abcde")))
+    first = await incident(client)
+    assert "executed" in [e["kind"] for e in first["events"]]
+    assert pod_lists(fake_kube) == 2  # opening, and after the verification
+    await post(client, alert(crashloop_labels(pod="web-7f9-fghij")))
+    details = await settled(client, {"context"}, count=2)
+    later = opened([d for d in details if d["id"] != first["id"]])
+    [snapshot] = later.values()
+    assert "shared" not in snapshot["data"]
+    assert pod_lists(fake_kube) >= 3
