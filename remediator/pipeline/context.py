@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import structlog
 from jinja2 import Template, TemplateError
 
 from remediator.actions.base import RenderedTarget
@@ -39,9 +40,13 @@ from remediator.settings import ContextSettings
 from remediator.store.timeline import NewEvent
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
+log = structlog.get_logger(__name__)
 
 
 OPENED = "incident opened"  # the trigger whose snapshot incidents on one target may share
+# Snapshots kept for sharing at most: each may hold up to ``context.max_bytes`` of text,
+# and a storm over thousands of targets must not grow the server by as many snapshots.
+SHARED_MAX = 256
 
 
 @dataclass
@@ -125,6 +130,8 @@ class ContextStage:
         if share and window:
             self._recent.pop(key, None)
             self._recent[key] = reads
+            if len(self._recent) > SHARED_MAX:
+                del self._recent[next(iter(self._recent))]
         return reads
 
     async def _read(self, target: RenderedTarget, limits: Limits, now: datetime) -> Snapshot:
@@ -138,6 +145,9 @@ class ContextStage:
                     await capture(self._kube, target, limits, self._redact, now, snap)
             except TimeoutError:
                 snap.failures.append(f"capture stopped at its {budget:g}s budget")
+            except Exception as exc:  # shared reads must not fail every incident sharing them
+                log.exception("context_capture_failed", target=target.key)
+                snap.failures.append(f"capture failed: {exc}")
         cap(snap, limits.max_bytes)
         return snap
 

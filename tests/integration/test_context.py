@@ -402,3 +402,18 @@ async def test_an_action_on_the_target_ends_the_sharing_of_what_was_read_before_
     [snapshot] = later.values()
     assert "shared" not in snapshot["data"]
     assert pod_lists(fake_kube) >= 3
+
+
+async def test_an_answer_capture_cannot_parse_is_a_recorded_failure(start, settings, fake_kube):
+    # Read once, shared by every incident opening on the target: an error escaping the
+    # capture would fail them all.
+    odd = objects.pod("web-odd", "prod", labels={"app": "web"})
+    odd["status"]["containerStatuses"] = ["not an object"]
+    fake_kube.add(odd)
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    d = await incident(client)
+    failures = contexts(d)[0]["data"]["failures"]
+    assert [f for f in failures if f.startswith("capture failed: ")]
+    assert contexts(d)[0]["data"]["workload"]["desired"] == 2  # read before the odd pod
+    assert "executed" in [e["kind"] for e in d["events"]]
