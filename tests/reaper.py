@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import IO
 
 # Runs in its own interpreter: set up after exec, where no other thread can hold a lock.
 _WATCHDOG = """
@@ -52,3 +54,20 @@ def reaped(group: int) -> Iterator[None]:
         watchdog.wait(timeout=10)
         if watchdog.stdout is not None:
             watchdog.stdout.close()
+
+
+def spawn(
+    argv: Sequence[str | Path], owner: ExitStack, log: IO[bytes], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (output to ``log``) in a group of its own, reaped when ``owner``
+    closes: for servers whose lifetime spans a fixture rather than a ``with`` block."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        start_new_session=True,  # a group of its own, for the reaper
+    )
+    owner.enter_context(reaped(process.pid))
+    return process

@@ -22,12 +22,15 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Protocol, Required, TypedDict, Unpack
+from typing import Any, Protocol, Required, TypedDict, Unpack
 
 import aiohttp
+
+from tests.reaper import spawn
 
 ALERTMANAGER_BIN = "prometheus-alertmanager"
 AMTOOL_BIN = "amtool"
@@ -71,7 +74,7 @@ class AlertmanagerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     config_path: Path
-    _log_file: IO[bytes] = field(repr=False)
+    _owned: ExitStack = field(repr=False)  # the log and the process's reaper
 
     async def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         """POST raw alert objects to ``/api/v2/alerts``; raise ``RuntimeError`` on non-2xx."""
@@ -125,17 +128,16 @@ class AlertmanagerProcess:
 
     def read_log(self) -> str:
         """Return Alertmanager's log so far (debug level), handy in assertion messages."""
-        if not self._log_file.closed:
-            self._log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         """Terminate the process (SIGKILL after 5 s) and close its log; idempotent."""
-        stop_process(self.process, self._log_file)
+        stop_process(self.process, self._owned)
 
 
-def stop_process(process: subprocess.Popen[bytes], log_file: IO[bytes]) -> None:
-    """SIGTERM, SIGKILL after STOP_TIMEOUT; close the log. Idempotent."""
+def stop_process(process: subprocess.Popen[bytes], owned: ExitStack) -> None:
+    """SIGTERM, SIGKILL after STOP_TIMEOUT; then close what it owned (its log, its
+    reaper). Idempotent."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -143,8 +145,7 @@ def stop_process(process: subprocess.Popen[bytes], log_file: IO[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    if not log_file.closed:
-        log_file.close()
+    owned.close()
 
 
 class AlertmanagerFactory(Protocol):
@@ -237,22 +238,18 @@ def _launch(tmp_dir: Path, config_path: Path, attempt: int) -> AlertmanagerProce
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp_dir / f"alertmanager-{attempt}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config_path}",
-            f"--storage.path={tmp_dir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-            f"--web.external-url={url}",
-            "--log.level=debug",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    return AlertmanagerProcess(url, process, log_path, config_path, log_file)
+    argv = [
+        binary,
+        f"--config.file={config_path}",
+        f"--storage.path={tmp_dir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        f"--web.external-url={url}",
+        "--log.level=debug",
+    ]
+    with ExitStack() as owned:
+        process = spawn(argv, owned, owned.enter_context(log_path.open("wb")))
+        return AlertmanagerProcess(url, process, log_path, config_path, owned.pop_all())
 
 
 def start_alertmanager(

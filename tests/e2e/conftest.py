@@ -8,14 +8,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Unpack
+from typing import Any, Unpack
 
 import aiohttp
 import pytest
 
 from tests.conftest import FIXTURES
+from tests.reaper import spawn
 
 from .alertmanager import (
     ALERTMANAGER_BIN,
@@ -76,7 +78,7 @@ class RemediatorServer:
     token: str
     process: subprocess.Popen[bytes]
     log_path: Path
-    _log_file: IO[bytes] = field(repr=False)
+    _owned: ExitStack = field(repr=False)  # the log and the process's reaper
 
     @property
     def webhook_url(self) -> str:
@@ -85,8 +87,6 @@ class RemediatorServer:
 
     def log_text(self) -> str:
         """The server's stdout and stderr so far, for assertion messages."""
-        if not self._log_file.closed:
-            self._log_file.flush()
         return self.log_path.read_text(errors="replace")
 
     async def get_json(self, path: str, **params: str) -> Any:
@@ -125,7 +125,7 @@ class RemediatorServer:
 
     def stop(self) -> None:
         """SIGTERM, SIGKILL after 5 s; close the log. Idempotent."""
-        stop_process(self.process, self._log_file)
+        stop_process(self.process, self._owned)
 
 
 def _write_server_config(tmp_dir: Path, port: int) -> Path:
@@ -154,16 +154,11 @@ def _launch_server(tmp_dir: Path, attempt: int) -> tuple[RemediatorServer, int]:
     port = free_port()
     config = _write_server_config(tmp_dir, port)
     log_path = tmp_dir / f"server-{attempt}.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "remediator.cli", "serve", "--config", str(config)],
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_dir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    return RemediatorServer(url, E2E_TOKEN, process, log_path, log_file), port
+    argv = [sys.executable, "-m", "remediator.cli", "serve", "--config", str(config)]
+    with ExitStack() as owned:
+        process = spawn(argv, owned, owned.enter_context(log_path.open("wb")), cwd=tmp_dir)
+        url = f"http://127.0.0.1:{port}"
+        return RemediatorServer(url, E2E_TOKEN, process, log_path, owned.pop_all()), port
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pytest
 import pytest_asyncio
 
 from remediator.store.db import create_engine, migrate
+from tests.reaper import reaped
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 TEMPLATE = "remediator_template"  # migrated once; every test database is a copy
@@ -79,6 +81,7 @@ class Cluster:
             f"{PGBIN}/initdb -D {self.data} -U postgres --auth=trust -E UTF8 --locale=C.UTF-8"
         )
         self.server = Postgres(self.port, str(self.root))
+        self._reaper = ExitStack()  # the running postmaster's watchdog
 
     def start(self) -> None:
         _as_postgres(
@@ -86,9 +89,19 @@ class Cluster:
             f"listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.root} "
             "-c fsync=off -c max_connections=200' -w -t 30 start"
         )
+        # pg_ctl runs the postmaster in a session of its own (setsid), so its group is
+        # the whole server: the postmaster and every backend it forks.
+        self._reaper.enter_context(reaped(self.postmaster()))
+
+    def postmaster(self) -> int:
+        """The running postmaster's pid (the first line of its lock file)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
-        _as_postgres(f"{PGBIN}/pg_ctl -D {self.data} -m immediate -w stop")
+        try:
+            _as_postgres(f"{PGBIN}/pg_ctl -D {self.data} -m immediate -w stop")
+        finally:
+            self._reaper.close()
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
