@@ -46,7 +46,7 @@ log = structlog.get_logger(__name__)
 OPENED = "incident opened"  # the trigger whose snapshot incidents on one target may share
 # Snapshots kept for sharing at most: each may hold up to ``context.max_bytes`` of text,
 # and a storm over thousands of targets must not grow the server by as many snapshots.
-SHARED_MAX = 256
+SHARED_MAX = 1024
 
 
 @dataclass
