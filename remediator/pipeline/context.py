@@ -49,14 +49,14 @@ OPENED = "incident opened"  # the trigger whose snapshot incidents on one target
 SHARED_MAX = 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Reads:
-    """One snapshot's reads, and how many incidents are waiting for them."""
+    """One snapshot's reads. They run to the end (within ``context.budget``) even when
+    the incident they were made for stops waiting, since others may share them."""
 
     task: asyncio.Task[Snapshot]
     at: datetime
     incident_id: str  # the incident they were read for
-    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,6 @@ class ContextStage:
         )
         now = self._clock()
         reads = self._reads(plan.target, limits, instance.incident_id, now, trigger == OPENED)
-        reads.waiting += 1
         task = asyncio.create_task(
             self._record(reads, plan, instance, trigger, limits, now), name="context-capture"
         )
@@ -160,14 +159,7 @@ class ContextStage:
         limits: Limits,
         now: datetime,
     ) -> Recorded:
-        try:
-            snap = await asyncio.shield(reads.task)
-        finally:
-            reads.waiting -= 1
-            if not reads.waiting and not reads.task.done():  # nobody is left to wait
-                reads.task.cancel()
-                for key in [k for k, v in self._recent.items() if v is reads]:
-                    del self._recent[key]
+        snap = await asyncio.shield(reads.task)  # cancelling one incident spares the reads
         line = summary(plan.target, snap)
         links = {**self._settings.links, **plan.runbook.spec.context.links}
         data: dict[str, Any] = {
@@ -248,7 +240,8 @@ class Capture:
         return dataclasses.replace(plan, context=recorded.summary)
 
     def cancel(self) -> None:
-        """Drop reads nobody will wait for (the job failed before joining them)."""
+        """Stop waiting (the job failed before joining); the reads themselves finish
+        within their budget, for any other incident sharing them."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
             self._task.add_done_callback(_quiet)
