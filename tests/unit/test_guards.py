@@ -26,6 +26,7 @@ from remediator.store.db import create_engine, migrate
 from remediator.store.executions import ExecutionKey
 from remediator.store.tables import executions as executions_table
 from remediator.store.tables import incidents
+from tests.sqlite_work import counted
 
 ACTIONS = builtin_actions()
 MUTATING = frozenset(n for n, a in ACTIONS.items() if a.mutates)
@@ -301,3 +302,53 @@ async def test_dry_run_history_never_limits_live_actions(conn, runbook):
     assert (await ledger.run(status="dry_run")).allowed
     ledger.settings = policy()
     assert (await ledger.run(status="verified")).allowed  # the dry run left no cooldown
+
+
+async def _decision_work(tmp_path: Path, runbook, old: int) -> int:
+    """SQLite VM steps one decision takes with ``old`` executions of the same runbook,
+    target and namespace behind it, all older than every window and the cooldown."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / f'ledger-{old}.db'}")
+    await migrate(engine)
+    budget = NamespaceBudget(count=5, window="1h")
+    settings = policy(namespaces=NamespacePolicy(allow=["*"], max_runs=budget))
+    ids = [f"old{i}" for i in range(old)]
+    started = [T0 - timedelta(days=2, minutes=i) for i in range(old)]
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                incidents.insert(),
+                [
+                    {"id": i, "status": "resolved", "alertname": "A", "namespace": "prod",
+                     "severity": "", "summary": "", "external_url": "", "group_key": "",
+                     "created_at": at, "updated_at": at}
+                    for i, at in zip(ids, started, strict=True)
+                ],
+            )  # fmt: skip
+            await conn.execute(
+                executions_table.insert(),
+                [
+                    {"incident_id": i, "runbook": "web", "version": "1", "step": 0,
+                     "action": "restart", "target": "Deployment/prod/web", "dry_run": False,
+                     "status": "verified", "created_at": at, "detail": "", "uid": i,
+                     "namespace": "prod", "params": {}}
+                    for i, at in zip(ids, started, strict=True)
+                ],
+            )  # fmt: skip
+        async with counted(engine) as steps, engine.begin() as conn:
+            ledger = Ledger(conn, runbook, settings)
+            decision = await ledger.decide(ledger.plan(), "new")
+            assert decision.allowed, decision.message
+    finally:
+        await engine.dispose()
+    return steps[0]
+
+
+async def test_a_decision_reads_only_the_rows_in_its_windows(tmp_path):
+    """A ledger grows for as long as retention keeps it (shadow mode records every
+    alert's steps); a decision must cost the same after 40 old executions as after
+    4,000. Before the window indexes, SQLite read all of a runbook's executions for each
+    window count, and one decision took 120 ms at 50,000."""
+    runbook = load(tmp_path, RUNBOOK + WINDOWS)
+    small = await _decision_work(tmp_path, runbook, 40)
+    large = await _decision_work(tmp_path, runbook, 4000)
+    assert large < small * 1.5, (small, large)

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -71,6 +72,34 @@ async def test_migrate_is_idempotent(engine):
     async with engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def _down_and_up(engine) -> None:
+    """Every revision's downgrade, then every upgrade again: the tables end as declared."""
+
+    def down_up(conn) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "base")
+        command.upgrade(cfg, "head")
+
+    await migrate(engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(down_up)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(_diff) == []
+
+
+async def test_every_migration_downgrades_and_upgrades_again_on_sqlite(engine):
+    await _down_and_up(engine)
+
+
+async def test_every_migration_downgrades_and_upgrades_again_on_postgresql(postgres):
+    engine = create_engine(postgres.url(await postgres.create(migrated=False)))
+    try:
+        await _down_and_up(engine)
+    finally:
+        await engine.dispose()
 
 
 async def _synchronous(conn) -> int:
