@@ -61,7 +61,8 @@ def _candidates(older_than: datetime, batch: int) -> Select[Any]:
                 approvals.c.incident_id == incidents.c.id, approvals.c.status == "pending"
             ),
         )
-        .order_by(incidents.c.id)
+        # Along the (status, updated_at) index: a purge with nothing due reads nothing.
+        .order_by(incidents.c.updated_at, incidents.c.id)
         .limit(batch)
         # PostgreSQL: an incident a replica is writing to right now waits for the next run.
         .with_for_update(skip_locked=True)

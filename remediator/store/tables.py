@@ -84,6 +84,7 @@ incidents = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("resolved_at", UTCDateTime),
     Index(None, "status", "id"),
+    Index(None, "status", "updated_at"),  # retention: the quiet resolved ones, oldest first
     Index(None, "namespace"),
     Index(None, "alertname"),
     Index(None, "team"),

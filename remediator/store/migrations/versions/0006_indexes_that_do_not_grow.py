@@ -6,7 +6,9 @@ stops the whole server as the table grows. Measured on SQLite before this revisi
   execution of the runbook (through the unique key's index): 11 ms per decision at
   10,000 executions, 120 ms at 50,000;
 - the incident list filtered by runbook read all of the runbook's matches once per
-  incident it walked: 11 s for one page of 100,000 incidents.
+  incident it walked: 11 s for one page of 100,000 incidents;
+- the hourly retention purge walked every resolved incident when none was due: 43 ms
+  at 100,000.
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +23,7 @@ depends_on = None
 
 _EXECUTIONS = (("runbook", "created_at"), ("namespace", "created_at"), ("target", "created_at"))
 _EVENTS = ("runbook", "kind", "incident_id")
+_INCIDENTS = ("status", "updated_at")
 
 
 def _name(table: str, columns: tuple[str, ...]) -> str:
@@ -31,12 +34,16 @@ def upgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         for columns in _EXECUTIONS:
             batch_op.create_index(batch_op.f(_name("executions", columns)), list(columns))
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f(_name("incidents", _INCIDENTS)), list(_INCIDENTS))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_runbook_kind"))
         batch_op.create_index(batch_op.f(_name("events", _EVENTS)), list(_EVENTS))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f(_name("incidents", _INCIDENTS)))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f(_name("events", _EVENTS)))
         batch_op.create_index(batch_op.f("ix_events_runbook_kind"), ["runbook", "kind"])
