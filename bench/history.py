@@ -11,10 +11,11 @@ Two stores are built in one run, the same schema and the same mix of rows:
 * subject: a long one, ``--long`` incidents (default 100,000: 30 days at ~3,300 a day).
 
 Each incident has its alert, three timeline events (received, matched by one of 40
-runbooks, dry run), a finished work item, and one in five a dry-run execution, spread
-over 29 days, 30 namespaces and 700 targets. Then, on each store, ``--rounds`` times:
+runbooks, dry run) and a finished work item; one in five has a dry-run execution of
+runbook ``rb3`` (one busy runbook in shadow mode). All spread over 29 days, 30
+namespaces and 700 targets. Then, on each store, ``--rounds`` times:
 
-* a guard decision (``guard.decide``) for a dry-run restart whose runbook has a cooldown,
+* a guard decision (``guard.decide``) for a dry-run restart by ``rb3``, which has a cooldown,
   ``max_runs`` and ``max_runs_per_namespace`` windows of 1 h and a namespace budget,
   in a transaction rolled back afterwards;
 * the first page of the incident list (``timeline.list_incidents``), unfiltered;
@@ -101,7 +102,7 @@ def fill(path: Path, count: int, now: datetime) -> None:
         jobs.append((incident, at))
         if i % 5 == 0:
             target = f"Deployment/{namespace}/d{i % TARGETS}"
-            executions.append((incident, runbook, target, at, f"u{i}", namespace))
+            executions.append((incident, "rb3", target, at, f"u{i}", namespace))
     db = sqlite3.connect(path)
     try:
         db.executemany(
