@@ -21,6 +21,7 @@ namespaces and 700 targets. Then, on each store, ``--rounds`` times:
 * the first page of the incident list (``timeline.list_incidents``), unfiltered;
 * the same filtered on a runbook that matched one incident in 40;
 * the same filtered on a runbook that never matched;
+* the same filtered on a namespace (one incident in 30);
 * the retention purge's candidate query when nothing is due.
 
 Reported per query: p50 and max in ms on each store, and the ratio long / short. A
@@ -158,8 +159,8 @@ def queries(engine: Any, workdir: Path, now: datetime) -> dict[str, Query]:
             await tx.rollback()
         return decision
 
-    def page(runbook: str | None) -> Query:
-        where = IncidentFilter(runbook=runbook)
+    def page(**filters: str) -> Query:
+        where = IncidentFilter(**filters)
         return lambda: timeline.list_incidents(engine, where, 50, None)
 
     async def purge_candidates() -> object:
@@ -168,9 +169,10 @@ def queries(engine: Any, workdir: Path, now: datetime) -> dict[str, Query]:
 
     return {
         "guard decision": decide,
-        "incident list, first page": page(None),
-        "incident list, runbook with 1 in 40": page("rb3"),
-        "incident list, runbook never matched": page("nope"),
+        "incident list, first page": page(),
+        "incident list, runbook with 1 in 40": page(runbook="rb3"),
+        "incident list, runbook never matched": page(runbook="nope"),
+        "incident list, namespace with 1 in 30": page(namespace="ns3"),
         "retention candidates, none due": purge_candidates,
     }
 

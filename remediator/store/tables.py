@@ -85,9 +85,11 @@ incidents = Table(
     Column("resolved_at", UTCDateTime),
     Index(None, "status", "id"),
     Index(None, "status", "updated_at"),  # retention: the quiet resolved ones, oldest first
-    Index(None, "namespace"),
-    Index(None, "alertname"),
-    Index(None, "team"),
+    # Each list filter walks its index newest first and stops at a page; without the id
+    # SQLite sorted every incident of the namespace (or team, or alertname) per page.
+    Index(None, "namespace", "id"),
+    Index(None, "alertname", "id"),
+    Index(None, "team", "id"),
 )
 
 alerts = Table(

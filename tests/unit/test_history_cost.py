@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,7 +37,7 @@ async def _history(tmp_path: Path, count: int) -> AsyncEngine:
                 [
                     {"id": i, "status": "resolved", "alertname": "A", "namespace": "prod",
                      "severity": "", "summary": "", "external_url": "", "group_key": "",
-                     "created_at": at, "updated_at": at}
+                     "team": "sre", "created_at": at, "updated_at": at}
                     for i, at in opened
                 ],
             )  # fmt: skip
@@ -65,12 +66,17 @@ async def _history(tmp_path: Path, count: int) -> AsyncEngine:
     return engine
 
 
-async def _page_work(tmp_path: Path, count: int, runbook: str) -> tuple[int, list[str]]:
-    """Steps for the first page filtered on ``runbook``, ``count`` incidents stored."""
+async def _page_work(
+    tmp_path: Path, count: int, runbook: str | None = None, **where: str
+) -> tuple[int, list[str]]:
+    """Steps for the first page filtered on ``runbook`` or ``where``, ``count`` incidents
+    stored."""
     engine = await _history(tmp_path, count)
     try:
         async with counted(engine) as steps:
-            page = await timeline.list_incidents(engine, IncidentFilter(runbook=runbook), 50, None)
+            page = await timeline.list_incidents(
+                engine, IncidentFilter(runbook=runbook, **where), 50, None
+            )
     finally:
         await engine.dispose()
     return steps[0], [item.id for item in page.items]
@@ -91,6 +97,17 @@ async def test_a_runbook_that_never_matched_reads_nothing(tmp_path):
     small, none = await _page_work(tmp_path, 500, "nope")
     large, still_none = await _page_work(tmp_path, 5000, "nope")
     assert none == still_none == []
+    assert large < small * 2, (small, large)
+
+
+@pytest.mark.parametrize("where", [{"namespace": "prod"}, {"team": "sre"}, {"alertname": "A"}])
+async def test_each_incident_filter_reads_a_page_not_the_history(tmp_path, where):
+    """Every stored incident passes the filter: without the id in its index, SQLite
+    sorted them all for each page."""
+    small, first = await _page_work(tmp_path, 500, **where)
+    large, newest = await _page_work(tmp_path, 5000, **where)
+    assert first == [f"{n:021x}" for n in range(499, 449, -1)]
+    assert newest == [f"{n:021x}" for n in range(4999, 4949, -1)]
     assert large < small * 2, (small, large)
 
 

@@ -1,4 +1,4 @@
-"""Indexes so the guards and the incident list read what they need, not whole tables.
+"""Indexes so the guards, the incident list and retention read what they need, not tables.
 
 Every SQLite statement runs on the event loop, so a query that grows with a table
 stops the whole server as the table grows. Measured on SQLite before this revision:
@@ -8,7 +8,9 @@ stops the whole server as the table grows. Measured on SQLite before this revisi
 - the incident list filtered by runbook read all of the runbook's matches once per
   incident it walked: 11 s for one page of 100,000 incidents;
 - the hourly retention purge walked every resolved incident when none was due: 43 ms
-  at 100,000.
+  at 100,000;
+- the incident list filtered by namespace, team or alertname sorted every incident that
+  matched for each page: 90 ms for a namespace with 60,000.
 
 Revision ID: 0006
 Revises: 0005
@@ -24,6 +26,7 @@ depends_on = None
 _EXECUTIONS = (("runbook", "created_at"), ("namespace", "created_at"), ("target", "created_at"))
 _EVENTS = ("runbook", "kind", "incident_id")
 _INCIDENTS = ("status", "updated_at")
+_FILTERS = ("namespace", "alertname", "team")  # each gains the id, for the list's order
 
 
 def _name(table: str, columns: tuple[str, ...]) -> str:
@@ -36,6 +39,9 @@ def upgrade() -> None:
             batch_op.create_index(batch_op.f(_name("executions", columns)), list(columns))
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f(_name("incidents", _INCIDENTS)), list(_INCIDENTS))
+        for column in _FILTERS:
+            batch_op.drop_index(batch_op.f(f"ix_incidents_{column}"))
+            batch_op.create_index(batch_op.f(f"ix_incidents_{column}_id"), [column, "id"])
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_runbook_kind"))
         batch_op.create_index(batch_op.f(_name("events", _EVENTS)), list(_EVENTS))
@@ -44,6 +50,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f(_name("incidents", _INCIDENTS)))
+        for column in _FILTERS:
+            batch_op.drop_index(batch_op.f(f"ix_incidents_{column}_id"))
+            batch_op.create_index(batch_op.f(f"ix_incidents_{column}"), [column])
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f(_name("events", _EVENTS)))
         batch_op.create_index(batch_op.f("ix_events_runbook_kind"), ["runbook", "kind"])
