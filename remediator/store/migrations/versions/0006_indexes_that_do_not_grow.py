@@ -40,10 +40,10 @@ def upgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.create_index(batch_op.f(_name("incidents", _INCIDENTS)), list(_INCIDENTS))
         for column in _FILTERS:
-            batch_op.drop_index(batch_op.f(f"ix_incidents_{column}"))
-            batch_op.create_index(batch_op.f(f"ix_incidents_{column}_id"), [column, "id"])
+            batch_op.drop_index(batch_op.f(_name("incidents", (column,))))
+            batch_op.create_index(batch_op.f(_name("incidents", (column, "id"))), [column, "id"])
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_runbook_kind"))
+        batch_op.drop_index(batch_op.f(_name("events", _EVENTS[:2])))
         batch_op.create_index(batch_op.f(_name("events", _EVENTS)), list(_EVENTS))
 
 
@@ -51,11 +51,11 @@ def downgrade() -> None:
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f(_name("incidents", _INCIDENTS)))
         for column in _FILTERS:
-            batch_op.drop_index(batch_op.f(f"ix_incidents_{column}_id"))
-            batch_op.create_index(batch_op.f(f"ix_incidents_{column}"), [column])
+            batch_op.drop_index(batch_op.f(_name("incidents", (column, "id"))))
+            batch_op.create_index(batch_op.f(_name("incidents", (column,))), [column])
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f(_name("events", _EVENTS)))
-        batch_op.create_index(batch_op.f("ix_events_runbook_kind"), ["runbook", "kind"])
+        batch_op.create_index(batch_op.f(_name("events", _EVENTS[:2])), list(_EVENTS[:2]))
     with op.batch_alter_table("executions", schema=None) as batch_op:
         for columns in _EXECUTIONS:
             batch_op.drop_index(batch_op.f(_name("executions", columns)))
