@@ -306,30 +306,34 @@ class CpuMeter:
 
 
 class Watcher:
-    """Per path, when the fake read its first request (the action's GET) and its first
-    mutating one; scans only what is new."""
+    """Per path, when the fake read the action's GET and the first mutating request;
+    scans only what is new. The action's GET is the last GET before that mutation: with
+    the context snapshot on, the snapshot reads the target too, and usually first."""
 
     def __init__(self, fake: FakeKube) -> None:
         self.fake = fake
         self._seen = 0
-        self.first: dict[str, float] = {}
-        self.first_mutation: dict[str, float] = {}
+        self.last_get: dict[str, float] = {}
+        self.first_mutation: dict[str, tuple[float, float]] = {}
 
     def poll(self) -> None:
         requests = self.fake.requests
         for r in requests[self._seen :]:
-            self.first.setdefault(r.path, r.at)
+            if r.path in self.first_mutation:
+                continue
             if r.is_mutation:
-                self.first_mutation.setdefault(r.path, r.at)
+                self.first_mutation[r.path] = (self.last_get.get(r.path, r.at), r.at)
+            elif r.method == "GET":
+                self.last_get[r.path] = r.at
         self._seen = len(requests)
 
     async def wait(self, path: str, within: float) -> tuple[float, float] | None:
-        """(first request, first mutation) of ``path``, or None if none came in time."""
+        """(the action's GET, first mutation) of ``path``, or None if none came in time."""
         deadline = time.perf_counter() + within
         while True:
             self.poll()
             if path in self.first_mutation:
-                return self.first[path], self.first_mutation[path]
+                return self.first_mutation[path]
             if time.perf_counter() > deadline:
                 return None
             await asyncio.sleep(0.001)
@@ -428,9 +432,10 @@ def stage_split(db: Path, times: dict[str, tuple[float, float, float]]) -> dict[
 
     The server stamps UTC wall-clock time; ``time.time() - time.perf_counter()`` maps it
     onto the fake's clock (the same machine: microseconds apart over a run). Stages:
-    ingest (POST sent -> the writer's transaction begins), to claim (-> the worker claims
-    the job: commit, 200, wake-up), to intent (-> the execution row: load, match, plan,
-    guards), to GET (-> the action's GET: durable intent commit, client), GET -> PATCH.
+    ingest (POST sent -> the writer's transaction begins), to claim (-> the job's claim;
+    0 when the writer hands the job to an idle worker in its own transaction), to intent
+    (-> the execution row: the ingest's commit, 200, wake-up, load, match, plan, guards),
+    to GET (-> the action's GET: durable intent commit, client), GET -> PATCH.
     """
     offset = time.time() - time.perf_counter()
 

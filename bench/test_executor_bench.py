@@ -8,11 +8,13 @@ action count must come out exactly as the limits allow.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import executor
 import pytest
 
@@ -33,6 +35,32 @@ def test_expected_actions_take_the_tightest_limit() -> None:
     assert (expected["low"], expected["high"], expected["exact"]) == (120, 130, False)
     args.max_targets = 50
     assert executor.expected_actions(args, elapsed_s=0.0)["low"] == 50
+
+
+def test_the_watcher_times_the_actions_get_not_the_snapshots() -> None:
+    """Snapshot GET, then the action's GET, then the PATCH: the split starts at the second."""
+
+    async def run() -> tuple[float, float, list[float]]:
+        fake = executor.FakeKube(token="t", run_controllers=False)
+        fake.add(executor.objects.deployment("web", "prod"))
+        path = executor.deployment_path("prod", "web")
+        auth = {"Authorization": "Bearer t"}
+        watcher = executor.Watcher(fake)
+        async with fake.running() as url, aiohttp.ClientSession(headers=auth) as http:
+            for _ in range(2):
+                async with http.get(url + path) as r:
+                    assert r.status == 200
+            patch = {"Content-Type": "application/strategic-merge-patch+json"}
+            async with http.patch(url + path, data=b'{"spec":{"replicas":3}}', headers=patch):
+                pass
+            async with http.get(url + path):  # a verify look, after the write
+                pass
+            seen = await watcher.wait(path, 5.0)
+        assert seen is not None
+        return *seen, [r.at for r in fake.requests]
+
+    read, write, stamps = asyncio.run(run())
+    assert (read, write) == (stamps[1], stamps[2])
 
 
 @pytest.mark.timeout(300)
