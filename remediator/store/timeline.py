@@ -161,16 +161,18 @@ async def list_incidents(
         conditions.append(incidents.c.created_at >= since)
     if until is not None:
         conditions.append(incidents.c.created_at < until)
-    matched = and_(events.c.kind == EventKind.MATCHED, events.c.runbook == where.runbook)
+    ever_matched: Select[Any] | None = None
     if where.runbook:
+        matched = and_(events.c.kind == EventKind.MATCHED, events.c.runbook == where.runbook)
         conditions.append(exists().where(events.c.incident_id == incidents.c.id, matched))
+        ever_matched = select(exists().where(matched))
     if cursor:
         conditions.append(incidents.c.id < cursor)
     query = query.where(*conditions).order_by(incidents.c.id.desc()).limit(limit + 1)
     async with engine.connect() as conn:
         # A runbook that never matched (a typo, a new one) would walk the whole history
         # looking for its incidents; one index lookup says there are none.
-        if where.runbook and not (await conn.execute(select(exists().where(matched)))).scalar():
+        if ever_matched is not None and not (await conn.execute(ever_matched)).scalar():
             return IncidentPage(items=[], next_cursor=None)
         rows = (await conn.execute(query)).all()
     items = [IncidentSummary.model_validate(r, from_attributes=True) for r in rows[:limit]]
