@@ -304,6 +304,22 @@ async def test_dry_run_history_never_limits_live_actions(conn, runbook):
     assert (await ledger.run(status="verified")).allowed  # the dry run left no cooldown
 
 
+async def test_steps_that_change_nothing_never_count_against_a_target(conn, runbook):
+    # A notify step is in the ledger like any step, but it leaves no cooldown and is
+    # not a target the breaker counts.
+    one_target = BreakerSettings(max_targets=1, window=timedelta(minutes=10))
+    ledger = Ledger(conn, runbook, policy(breaker=one_target))
+    assert (await ledger.run(app="a", status="verified")).allowed
+    await conn.execute(executions_table.update().values(action="notify"))
+    again = await ledger.run(app="a", status="verified")  # same runbook, same target
+    assert again.allowed, again.message
+    await conn.execute(executions_table.update().values(action="notify"))
+    # Only notify steps, all on a, are left: b is the first target the breaker sees.
+    assert (await ledger.run(app="b", status="verified")).allowed
+    tripped = await ledger.run(app="c")
+    assert (tripped.allowed, tripped.reason) == (False, "circuit_open")
+
+
 async def _decision_work(tmp_path: Path, runbook, old: int) -> int:
     """SQLite VM steps one decision takes with ``old`` executions of the same runbook,
     target and namespace behind it, all older than every window and the cooldown."""
