@@ -30,6 +30,11 @@ RBAC = (
 )
 MAX_PODS = 10
 MAX_EVENTS = 20
+# A busy namespace keeps thousands of events (an hour's worth by default): read them a
+# page at a time, and no deeper than this, so one capture never makes the API server send,
+# or this process parse, megabytes.
+EVENTS_PAGE = 500
+EVENTS_PAGES = 4
 MAX_LINE = 500
 _WORKLOADS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
 _CRDS = {
@@ -71,11 +76,33 @@ async def capture(
     capture leaves fewer of its reads queued at the API server ahead of that action's."""
     reader = _Reader(kube, limits.timeout, snap)
     async with asyncio.TaskGroup() as group:
-        events = group.create_task(
-            reader.get("events", kube.core.list_namespaced_event, target.namespace)
-        )
+        events = group.create_task(_namespace_events(kube, reader, target.namespace, snap))
         pods = await _target_and_pods(kube, reader, target, limits, redact, snap)
     _events(events.result(), target, pods, limits.events_window, redact, now, snap)
+
+
+async def _namespace_events(
+    kube: Kube, reader: _Reader, namespace: str, snap: Snapshot
+) -> list[JSON] | None:
+    """The namespace's events, at most ``EVENTS_PAGES`` pages of them (in name order,
+    which is all the API offers); None when not even the first page could be read."""
+    items: list[JSON] = []
+    token: str | None = None
+    for _ in range(EVENTS_PAGES):
+        page = await reader.get(
+            "events", kube.core.list_namespaced_event, namespace, limit=EVENTS_PAGE, _continue=token
+        )
+        if page is None:  # the reader recorded why; keep the pages already read
+            return items or None
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+    snap.failures.append(
+        f"events: namespace {namespace} has more than {len(items)} events; only the first "
+        f"{len(items)} by name were searched, so some about the target may be missing"
+    )
+    return items
 
 
 async def _target_and_pods(
@@ -320,7 +347,7 @@ async def _logs(
 
 
 def _events(
-    listed: JSON | None,
+    listed: list[JSON] | None,
     target: RenderedTarget,
     pods: list[JSON],
     window: timedelta,
@@ -334,7 +361,7 @@ def _events(
     names = {target.name} | {(p.get("metadata") or {}).get("name") for p in pods}
     since = now - window
     found = []
-    for event in listed.get("items") or []:
+    for event in listed:
         involved = event.get("involvedObject") or {}
         when = _when(event)
         if (target.name and involved.get("name") not in names) or when is None or when < since:

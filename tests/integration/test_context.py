@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from remediator.app import create_app
+from remediator.context.capture import EVENTS_PAGE, EVENTS_PAGES
 from remediator.settings import (
     ContextSettings,
     KubeSettings,
@@ -417,3 +418,48 @@ async def test_an_answer_capture_cannot_parse_is_a_recorded_failure(start, setti
     assert [f for f in failures if f.startswith("capture failed: ")]
     assert contexts(d)[0]["data"]["workload"]["desired"] == 2  # read before the odd pod
     assert "executed" in [e["kind"] for e in d["events"]]
+
+
+def crowd(fake_kube, count: int) -> None:
+    """``count`` recent events about other objects, named to come before ours."""
+    now = datetime.now(UTC)
+    for i in range(count):
+        name = f"aaa-{i:05d}"
+        involved = {"kind": "Pod", "name": name}
+        fake_kube.add(
+            objects.event(
+                name, "prod", involved=involved, reason="Pulled", message="", last_timestamp=now
+            )
+        )
+
+
+def event_lists(fake_kube) -> list[dict[str, str]]:
+    return [r.query for r in fake_kube.requests if r.path == "/api/v1/namespaces/prod/events"]
+
+
+async def test_a_namespace_with_many_events_is_read_a_page_at_a_time(start, settings, fake_kube):
+    crowd(fake_kube, EVENTS_PAGE + 100)  # ours are on the second page
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    data = contexts(await incident(client))[0]["data"]
+    assert [(e["reason"], e["count"]) for e in data["events"]] == [("BackOff", 12)]
+    assert data["failures"] == []
+    opening = event_lists(fake_kube)[:2]
+    assert [q["limit"] for q in opening] == [str(EVENTS_PAGE)] * 2
+    assert "continue" not in opening[0]
+    assert opening[1]["continue"]
+
+
+async def test_events_are_read_no_deeper_than_the_page_bound(start, settings, fake_kube):
+    crowd(fake_kube, EVENTS_PAGE * EVENTS_PAGES + 1)  # ours are past the last page read
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    data = contexts(await incident(client))[0]["data"]
+    read = EVENTS_PAGE * EVENTS_PAGES
+    assert data["events"] == []
+    assert data["failures"] == [
+        f"events: namespace prod has more than {read} events; only the first {read} by name "
+        "were searched, so some about the target may be missing"
+    ]
+    assert len(event_lists(fake_kube)) == 2 * EVENTS_PAGES  # the opening and the after
+    assert data["pods"][0]["name"] == "web-7f9-abcde"  # the rest of the snapshot is whole

@@ -106,6 +106,28 @@ async def test_get_and_list_with_label_and_field_selectors(fake_kube, fake_kube_
     assert raw["metadata"]["resourceVersion"] == fake_kube.resource_version
 
 
+async def test_list_pages_with_limit_and_continue(fake_kube, fake_kube_client):
+    for name in ("c", "a", "e", "b", "d"):
+        fake_kube.add(objects.pod(name, NS, labels={"app": "web"}))
+    fake_kube.add(objects.pod("a0", NS, labels={"app": "db"}))
+    core = client.CoreV1Api(fake_kube_client)
+    pages, token = [], None
+    while True:
+        page = await core.list_namespaced_pod(
+            NS, label_selector="app=web", limit=2, _continue=token
+        )
+        pages.append([p.metadata.name for p in page.items])
+        token = page.metadata._continue
+        if not token:
+            break
+        assert page.metadata.remaining_item_count == 5 - sum(map(len, pages))
+    assert pages == [["a", "b"], ["c", "d"], ["e"]]
+    assert len((await core.list_namespaced_pod(NS, limit=0)).items) == 6  # 0: no limit
+    with pytest.raises(ApiException) as err:
+        await core.list_namespaced_pod(NS, _continue="not-a-token")
+    assert (err.value.status, status_body(err.value)["reason"]) == (400, "BadRequest")
+
+
 async def test_not_found_is_a_real_status_body(fake_kube_client):
     with pytest.raises(ApiException) as err:
         await client.AppsV1Api(fake_kube_client).read_namespaced_deployment("web", NS)

@@ -6,7 +6,10 @@ Each method takes already-parsed arguments, returns the JSON body to answer with
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -166,7 +169,11 @@ class KubeApi:
         namespace: str | None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
     ) -> Json:
+        """Matching objects in key order (namespace, name), like the real server; with
+        ``limit``, one page of them and a ``continue`` token for the rest."""
         try:
             labels_ok = parse_label_selector(label_selector or "")
             fields_ok = parse_field_selector(
@@ -174,15 +181,24 @@ class KubeApi:
             )
         except SelectorError as exc:
             raise st.bad_request(f"unable to parse requirement: {exc}") from exc
+        after = _continue_key(continue_token) if continue_token else None
         items = [
             self.present(rt, version, obj)
             for obj in self.store.list(rt, namespace)
-            if labels_ok(obj["metadata"].get("labels") or {}) and fields_ok(obj)
+            if labels_ok(obj["metadata"].get("labels") or {})
+            and fields_ok(obj)
+            and (after is None or _list_key(obj) > after)
         ]
+        metadata: Json = {"resourceVersion": self.store.resource_version}
+        if limit is not None and len(items) > limit:
+            items, rest = items[:limit], len(items) - limit
+            last = json.dumps(_list_key(items[-1])).encode()
+            metadata["continue"] = base64.urlsafe_b64encode(last).decode()
+            metadata["remainingItemCount"] = rest
         return {
             "kind": f"{rt.kind}List",
             "apiVersion": rt.api_version_for(version),
-            "metadata": {"resourceVersion": self.store.resource_version},
+            "metadata": metadata,
             "items": items,
         }
 
@@ -537,3 +553,18 @@ def check_replicas(
         raise st.invalid(rt, name, field, replicas, "must be an integer", kind=kind)
     if replicas < 0:
         raise st.invalid(rt, name, field, replicas, "must be greater than or equal to 0", kind=kind)
+
+
+def _list_key(obj: Json) -> list[str]:
+    return [obj["metadata"].get("namespace", ""), obj["metadata"]["name"]]
+
+
+def _continue_key(token: str) -> list[str]:
+    """The key a ``continue`` token resumes after; the real token is opaque too."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (binascii.Error, ValueError) as exc:
+        raise st.bad_request(f"continue key is not valid: {exc}") from exc
+    if not (isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key)):
+        raise st.bad_request("continue key is not valid")
+    return key

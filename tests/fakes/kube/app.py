@@ -173,7 +173,8 @@ class KubeHttpApp:
         labels, fields = query.get("labelSelector"), query.get("fieldSelector")
         if name is None:
             if method == "GET":
-                return 200, api.list(rt, version, ns, labels, fields)
+                page = _limit(query.get("limit")), query.get("continue")
+                return 200, api.list(rt, version, ns, labels, fields, *page)
             if ns is not None and method == "POST":
                 return 201, api.create(rt, version, ns, body, dry_run=dry_run)
             if ns is not None and method == "DELETE":
@@ -230,3 +231,14 @@ def _delete_options(query: dict[str, str], body: Any) -> dict[str, Any]:
     if "gracePeriodSeconds" in query:
         options["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
     return options
+
+
+def _limit(raw: str | None) -> int | None:
+    """A list's ``limit``: absent or 0 means all, as on the real server."""
+    if raw is None:
+        return None
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise st.bad_request(f"invalid limit {raw!r}: not an integer") from None
+    return limit if limit > 0 else None
