@@ -2,10 +2,11 @@
 Certificate status, its pods (readiness, restarts, last termination), the failing
 container's last log lines, and recent Kubernetes events.
 
-Read-only and bounded: every call has its own timeout and is never retried, the whole
-capture has a budget, stored text is capped, and a section that cannot be read is
-recorded as a failure next to the sections that could. Secrets are never read and pod
-specs (where env values live) are never copied; log lines are redacted.
+Read-only and bounded: every call has its own timeout and is never retried, lists are
+read a page at a time and only so deep, the whole capture has a budget, stored text is
+capped, and a section that cannot be read is recorded as a failure next to the sections
+that could. Secrets are never read and pod specs (where env values live) are never
+copied; log lines are redacted.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ RBAC = (
 )
 MAX_PODS = 10
 MAX_EVENTS = 20
-# A busy namespace keeps thousands of events (an hour's worth by default): read them a
-# page at a time, and no deeper than this, so one capture never makes the API server send,
-# or this process parse, megabytes.
-EVENTS_PAGE = 500
+# A busy namespace keeps thousands of events (an hour's worth by default), and a big
+# workload has thousands of pods: lists are read a page at a time and no deeper than
+# this, so one capture never makes the API server send, or this process parse, megabytes.
+LIST_PAGE = 500
 EVENTS_PAGES = 4
+POD_PAGES = 1
 MAX_LINE = 500
 _WORKLOADS = {"Deployment": "deployment", "StatefulSet": "stateful_set", "DaemonSet": "daemon_set"}
 _CRDS = {
@@ -84,25 +86,16 @@ async def capture(
 async def _namespace_events(
     kube: Kube, reader: _Reader, namespace: str, snap: Snapshot
 ) -> list[JSON] | None:
-    """The namespace's events, at most ``EVENTS_PAGES`` pages of them (in name order,
-    which is all the API offers); None when not even the first page could be read."""
-    items: list[JSON] = []
-    token: str | None = None
-    for _ in range(EVENTS_PAGES):
-        page = await reader.get(
-            "events", kube.core.list_namespaced_event, namespace, limit=EVENTS_PAGE, _continue=token
-        )
-        if page is None:  # the reader recorded why; keep the pages already read
-            return items or None
-        items.extend(page.get("items") or [])
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-    snap.failures.append(
-        f"events: namespace {namespace} has more than {len(items)} events; only the first "
-        f"{len(items)} by name were searched, so some about the target may be missing"
+    listed, more = await reader.pages(
+        "events", EVENTS_PAGES, kube.core.list_namespaced_event, namespace
     )
-    return items
+    if more:
+        read = len(listed or [])
+        snap.failures.append(
+            f"events: namespace {namespace} has more than {read} events; only the first "
+            f"{read} by name were searched, so some about the target may be missing"
+        )
+    return listed
 
 
 async def _target_and_pods(
@@ -139,10 +132,17 @@ async def _target_and_pods(
             snap.sections["certificate"] = certificate_status(obj)
     pods: list[JSON] = []
     if selector:
-        listed = await reader.get(
-            "pods", kube.core.list_namespaced_pod, target.namespace, label_selector=selector
+        list_pods = kube.core.list_namespaced_pod
+        listed, more = await reader.pages(
+            "pods", POD_PAGES, list_pods, target.namespace, label_selector=selector
         )
-        pods = _worst_first((listed or {}).get("items") or [])[:MAX_PODS]
+        if more:
+            read = len(listed or [])
+            snap.failures.append(
+                f"pods: more than {read} match {selector}; the least healthy of the first "
+                f"{read} by name are shown"
+            )
+        pods = _worst_first(listed or [])[:MAX_PODS]
         snap.sections["pods"] = [pod_status(p) for p in pods]
     if pods and limits.log_lines:
         await _logs(kube, reader, target.namespace, pods[0], limits.log_lines, redact, snap)
@@ -196,6 +196,24 @@ class _Reader:
     async def get(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> JSON | None:
         value = await self.raw(what, fn, *args, **kw)
         return value if isinstance(value, dict) else None
+
+    async def pages(
+        self, what: str, pages: int, fn: Callable[..., Any], *args: Any, **kw: Any
+    ) -> tuple[list[JSON] | None, bool]:
+        """The items of a LIST, ``LIST_PAGE`` at a time and at most ``pages`` pages (in
+        name order, which is all the API offers): None when not even the first page could
+        be read, and whether items were left unread."""
+        items: list[JSON] = []
+        token: str | None = None
+        for _ in range(pages):
+            page = await self.get(what, fn, *args, limit=LIST_PAGE, _continue=token, **kw)
+            if page is None:  # why is recorded; keep the pages already read
+                return items or None, False
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items, False
+        return items, True
 
     async def raw(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from remediator.app import create_app
-from remediator.context.capture import EVENTS_PAGE, EVENTS_PAGES
+from remediator.context.capture import EVENTS_PAGES, LIST_PAGE, MAX_PODS, POD_PAGES
 from remediator.settings import (
     ContextSettings,
     KubeSettings,
@@ -438,24 +438,24 @@ def event_lists(fake_kube) -> list[dict[str, str]]:
 
 
 async def test_a_namespace_with_many_events_is_read_a_page_at_a_time(start, settings, fake_kube):
-    crowd(fake_kube, EVENTS_PAGE + 100)  # ours are on the second page
+    crowd(fake_kube, LIST_PAGE + 100)  # ours are on the second page
     client = await start(live(settings, fake_kube))
     await post(client, alert())
     data = contexts(await incident(client))[0]["data"]
     assert [(e["reason"], e["count"]) for e in data["events"]] == [("BackOff", 12)]
     assert data["failures"] == []
     opening = event_lists(fake_kube)[:2]
-    assert [q["limit"] for q in opening] == [str(EVENTS_PAGE)] * 2
+    assert [q["limit"] for q in opening] == [str(LIST_PAGE)] * 2
     assert "continue" not in opening[0]
     assert opening[1]["continue"]
 
 
 async def test_events_are_read_no_deeper_than_the_page_bound(start, settings, fake_kube):
-    crowd(fake_kube, EVENTS_PAGE * EVENTS_PAGES + 1)  # ours are past the last page read
+    crowd(fake_kube, LIST_PAGE * EVENTS_PAGES + 1)  # ours are past the last page read
     client = await start(live(settings, fake_kube))
     await post(client, alert())
     data = contexts(await incident(client))[0]["data"]
-    read = EVENTS_PAGE * EVENTS_PAGES
+    read = LIST_PAGE * EVENTS_PAGES
     assert data["events"] == []
     assert data["failures"] == [
         f"events: namespace prod has more than {read} events; only the first {read} by name "
@@ -463,3 +463,21 @@ async def test_events_are_read_no_deeper_than_the_page_bound(start, settings, fa
     ]
     assert len(event_lists(fake_kube)) == 2 * EVENTS_PAGES  # the opening and the after
     assert data["pods"][0]["name"] == "web-7f9-abcde"  # the rest of the snapshot is whole
+
+
+async def test_pods_are_read_no_deeper_than_the_page_bound(start, settings, fake_kube):
+    read = LIST_PAGE * POD_PAGES
+    for i in range(read):  # healthy pods whose names come before the crashing one's
+        fake_kube.add(objects.pod(f"web-0-{i:05d}", "prod", labels={"app": "web"}))
+    client = await start(live(settings, fake_kube))
+    await post(client, alert())
+    data = contexts(await incident(client))[0]["data"]
+    assert (
+        f"pods: more than {read} match app=web; the least healthy of the first {read} by "
+        "name are shown"
+    ) in data["failures"]
+    assert "web-7f9-abcde" not in {p["name"] for p in data["pods"]}
+    assert len(data["pods"]) == MAX_PODS
+    lists = [r.query for r in fake_kube.requests if r.path == "/api/v1/namespaces/prod/pods"]
+    assert lists[0]["limit"] == str(LIST_PAGE)
+    assert len(lists) == 2 * POD_PAGES  # the opening snapshot and the one after verify
