@@ -78,24 +78,21 @@ async def capture(
     capture leaves fewer of its reads queued at the API server ahead of that action's."""
     reader = _Reader(kube, limits.timeout, snap)
     async with asyncio.TaskGroup() as group:
-        events = group.create_task(_namespace_events(kube, reader, target.namespace, snap))
+        events = group.create_task(
+            reader.pages(
+                "events",
+                EVENTS_PAGES,
+                lambda read: (
+                    f"events: namespace {target.namespace} has more than {read} events; only "
+                    f"the first {read} by name were searched, so some about the target may be "
+                    "missing"
+                ),
+                kube.core.list_namespaced_event,
+                target.namespace,
+            )
+        )
         pods = await _target_and_pods(kube, reader, target, limits, redact, snap)
     _events(events.result(), target, pods, limits.events_window, redact, now, snap)
-
-
-async def _namespace_events(
-    kube: Kube, reader: _Reader, namespace: str, snap: Snapshot
-) -> list[JSON] | None:
-    listed, more = await reader.pages(
-        "events", EVENTS_PAGES, kube.core.list_namespaced_event, namespace
-    )
-    if more:
-        read = len(listed or [])
-        snap.failures.append(
-            f"events: namespace {namespace} has more than {read} events; only the first "
-            f"{read} by name were searched, so some about the target may be missing"
-        )
-    return listed
 
 
 async def _target_and_pods(
@@ -132,16 +129,17 @@ async def _target_and_pods(
             snap.sections["certificate"] = certificate_status(obj)
     pods: list[JSON] = []
     if selector:
-        list_pods = kube.core.list_namespaced_pod
-        listed, more = await reader.pages(
-            "pods", POD_PAGES, list_pods, target.namespace, label_selector=selector
-        )
-        if more:
-            read = len(listed or [])
-            snap.failures.append(
+        listed = await reader.pages(
+            "pods",
+            POD_PAGES,
+            lambda read: (
                 f"pods: more than {read} match {selector}; the least healthy of the first "
                 f"{read} by name are shown"
-            )
+            ),
+            kube.core.list_namespaced_pod,
+            target.namespace,
+            label_selector=selector,
+        )
         pods = _worst_first(listed or [])[:MAX_PODS]
         snap.sections["pods"] = [pod_status(p) for p in pods]
     if pods and limits.log_lines:
@@ -198,22 +196,29 @@ class _Reader:
         return value if isinstance(value, dict) else None
 
     async def pages(
-        self, what: str, pages: int, fn: Callable[..., Any], *args: Any, **kw: Any
-    ) -> tuple[list[JSON] | None, bool]:
+        self,
+        what: str,
+        pages: int,
+        cut_short: Callable[[int], str],
+        fn: Callable[..., Any],
+        *args: Any,
+        **kw: Any,
+    ) -> list[JSON] | None:
         """The items of a LIST, ``LIST_PAGE`` at a time and at most ``pages`` pages (in
-        name order, which is all the API offers): None when not even the first page could
-        be read, and whether items were left unread."""
+        name order, which is all the API offers); None when not even the first page could
+        be read. Items left unread are recorded as ``cut_short(items read)``."""
         items: list[JSON] = []
         token: str | None = None
         for _ in range(pages):
             page = await self.get(what, fn, *args, limit=LIST_PAGE, _continue=token, **kw)
             if page is None:  # why is recorded; keep the pages already read
-                return items or None, False
+                return items or None
             items.extend(page.get("items") or [])
             token = (page.get("metadata") or {}).get("continue")
             if not token:
-                return items, False
-        return items, True
+                return items
+        self._snap.failures.append(cut_short(len(items)))
+        return items
 
     async def raw(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         try:
