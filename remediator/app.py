@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,7 @@ def run(config: Path | None, overrides: dict[str, Any]) -> None:
     settings = Settings.load(config, **overrides)
     configure_logs(settings.log.level, settings.log.format)
     app = create_app(settings)
+    app.on_startup.append(_freeze_startup_heap)  # after the cleanup contexts have started
     s = settings
     log.info(
         "starting",
@@ -72,6 +74,20 @@ def run(config: Path | None, overrides: dict[str, Any]) -> None:
         namespaces_allowed=s.guards.namespaces.allow,
     )
     web.run_app(app, host=s.server.host, port=s.server.port, print=None, access_log=None)
+
+
+async def _freeze_startup_heap(app: web.Application) -> None:
+    """Exempt what startup built from the cyclic GC for the life of the process.
+
+    Imported modules, loaded runbooks and built statements are several hundred thousand
+    objects that live until exit. Each full collection walked them all and held the
+    event loop for ~50 ms, seven times in ten seconds of webhook load: that was the
+    webhook's p99. Frozen, a full collection takes ~2 ms. Only a served process does
+    this, not ``create_app``: a test session builds many apps in one interpreter.
+    """
+    gc.collect()
+    gc.freeze()
+    log.info("startup_heap_frozen", objects=gc.get_freeze_count())
 
 
 def utcnow() -> datetime:

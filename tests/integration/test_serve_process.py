@@ -106,3 +106,19 @@ async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path):
         assert await ready(url)  # the first one is untouched
     finally:
         await stop(first)
+
+
+async def test_what_startup_built_is_frozen_out_of_the_cyclic_gc_once_loaded(tmp_path):
+    # Full collections that walk every imported module's objects stall the event loop
+    # for tens of milliseconds; the served process freezes them once, after startup.
+    process, url = await start(tmp_path, env={"REMEDIATOR_AUTH__BEARER_TOKEN": SECRET})
+    try:
+        await until(lambda: ready(url), what="the server", timeout=30)
+    finally:
+        out, err = await stop(process)
+    events = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    frozen = [e["objects"] for e in events if e["event"] == "startup_heap_frozen"]
+    assert len(frozen) == 1, names
+    assert frozen[0] > 100_000
+    assert names.index("runbooks_loaded") < names.index("startup_heap_frozen")
