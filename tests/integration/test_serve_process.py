@@ -1,6 +1,7 @@
 """``remediator serve`` as a process: it refuses to start without credentials, takes them
 from the environment, and says loudly (on stderr, whatever the log level) when started
-without any; a second server on the same SQLite file is refused."""
+without any; a second server on the same SQLite file is refused; once started, it
+freezes what startup built out of the cyclic garbage collector."""
 
 from __future__ import annotations
 
