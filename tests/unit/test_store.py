@@ -7,6 +7,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -271,5 +272,45 @@ async def test_a_claim_on_postgresql_skips_rows_another_replica_holds(postgres):
         assert [j.incident_id for j in claimed] == ["b", "c"]
         [late] = await jobs.claim(engine, "w3", T0, limit=10)  # released: now it is free
         assert late.id == held_id
+    finally:
+        await engine.dispose()
+
+
+async def test_a_postgresql_checkout_sends_nothing_of_its_own(postgres):
+    """Taking a pooled connection asks the driver, not the server. ``pool_pre_ping``
+    wrapped a ping in a transaction of its own on every checkout: three round trips."""
+    engine = create_engine(postgres.url(await postgres.create(migrated=False)))
+    sent: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            raw.add_query_logger(lambda record: sent.append(record.query))
+        for _ in range(2):
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT 1"))
+        # asyncpg logs what it sends unprepared: the transaction's own BEGIN and COMMIT.
+        assert sent == ["BEGIN;", "COMMIT;"] * 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_postgresql_connection_the_server_closed_is_replaced_at_checkout(postgres):
+    engine = create_engine(postgres.url(await postgres.create(migrated=False)))
+    try:
+        async with engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = await asyncpg.connect(host="127.0.0.1", port=postgres.port, user="postgres")
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        for _ in range(100):  # the loop reads the server's goodbye
+            if raw.is_closed():
+                break
+            await asyncio.sleep(0.01)
+        assert raw.is_closed()
+        async with engine.begin() as conn:  # the first transaction after it succeeds
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
     finally:
         await engine.dispose()
