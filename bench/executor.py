@@ -461,6 +461,13 @@ def stage_split(db: Path, times: dict[str, tuple[float, float, float]]) -> dict[
     return {key: percentile(values, 50) for key, values in stages.items()}
 
 
+def read_kind(path: str, namespace: str) -> str:
+    """``deployments``, ``pods``, ``pods/log``: the resource a namespaced path names, and
+    its subresource if any."""
+    resource, *rest = path.split(f"/{namespace}/", 1)[1].split("/")
+    return f"{resource}/{rest[1]}" if len(rest) > 1 else resource
+
+
 async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     fake = FakeKube(token=KUBE_TOKEN, run_controllers=False)
     names = {
@@ -540,7 +547,7 @@ async def measure_latency(args: argparse.Namespace, workdir: Path) -> dict[str, 
     stages = stage_split(workdir / "bench.db", samples["subject"].times)
     subject_ns = names["subject"][0]
     reads = Counter(
-        r.path.split("/")[-2] if "/deployments/" in r.path else r.path.rsplit("/", 1)[-1]
+        read_kind(r.path, subject_ns)
         for r in fake.requests
         if r.method == "GET" and f"/{subject_ns}/" in r.path
     )

@@ -26,6 +26,15 @@ def test_percentile_is_nearest_rank() -> None:
     assert executor.percentile([3.0], 99) == 3.0
 
 
+def test_reads_are_counted_by_resource_and_subresource() -> None:
+    kind = executor.read_kind
+    assert kind("/apis/apps/v1/namespaces/lat/deployments/web-1", "lat") == "deployments"
+    assert kind("/api/v1/namespaces/lat/pods", "lat") == "pods"
+    assert kind("/api/v1/namespaces/lat/pods/web-1-abc/log", "lat") == "pods/log"
+    scale = "/apis/apps/v1/namespaces/lat/deployments/web-1/scale"
+    assert kind(scale, "lat") == "deployments/scale"
+
+
 def test_expected_actions_take_the_tightest_limit() -> None:
     args = argparse.Namespace(storm_targets=500, max_targets=1000, burst=120, per_minute=0.001)
     expected = executor.expected_actions(args, elapsed_s=300.0)
