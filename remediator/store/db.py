@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from remediator.errors import ConfigError
-from remediator.store.sqlite import connector
+from remediator.store.sqlite import LoopDBAPI, LoopEngine, connector
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATE_LOCK = 727_000  # pg advisory lock ids: migrations
@@ -42,12 +42,16 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     ``sqlite_synchronous`` is the level of durable transactions; see the module docstring.
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(
-            url,
-            pool_size=1,
-            max_overflow=0,
-            pool_timeout=30,
-            async_creator=connector(url),
+        # Statements on the loop's thread with no greenlet; commits on aiosqlite's.
+        engine: AsyncEngine = LoopEngine(
+            create_async_engine(
+                url,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=30,
+                async_creator=connector(url),
+                module=LoopDBAPI(),
+            ).sync_engine
         )
 
         @event.listens_for(engine.sync_engine, "connect")

@@ -13,7 +13,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.util.concurrency import in_greenlet
 
 from remediator.store import jobs
 from remediator.store.db import alembic_config, create_engine, durable_transaction, migrate
@@ -103,6 +105,13 @@ async def test_every_migration_downgrades_and_upgrades_again_on_postgresql(postg
         await engine.dispose()
 
 
+def _incident(id_: str) -> dict[str, object]:
+    return {
+        **dict.fromkeys(("alertname", "namespace", "severity", "summary", "external_url"), ""),
+        **{"id": id_, "status": "open", "group_key": "", "created_at": T0, "updated_at": T0},
+    }
+
+
 async def _synchronous(conn) -> int:
     return (await conn.execute(text("PRAGMA synchronous"))).scalar()
 
@@ -129,6 +138,41 @@ async def test_statements_run_on_the_loop_and_commits_off_it(engine):
     where = {sql.split()[0].upper(): thread for sql, thread in seen}
     assert where["INSERT"] == loop_thread
     assert where["COMMIT"] != loop_thread
+
+
+async def test_statements_run_without_a_greenlet_and_keep_core_semantics(engine):
+    # SQLAlchemy's greenlet around each statement was half of its CPU. Rows, RETURNING,
+    # rowcounts, type processing and error translation must be Core's all the same.
+    inside: list[bool] = []
+    event.listen(
+        engine.sync_engine, "before_cursor_execute", lambda *a: inside.append(in_greenlet())
+    )
+    async with engine.begin() as conn:
+        created = await conn.execute(
+            insert(incidents).returning(incidents.c.id, incidents.c.created_at), _incident("a")
+        )
+        assert created.all() == [("a", T0)]
+        assert await conn.scalar(select(incidents.c.created_at).where(incidents.c.id == "a")) == T0
+        updated = await conn.execute(
+            update(incidents).values(team="t").where(incidents.c.id == "a")
+        )
+        assert updated.rowcount == 1
+        with pytest.raises(IntegrityError):
+            await conn.execute(insert(incidents), _incident("a"))
+    assert inside
+    assert not any(inside)
+    async with engine.connect() as conn:  # the greenlet path SQLAlchemy's own API takes
+        assert (await conn.exec_driver_sql("SELECT team FROM incidents")).all() == [("t",)]
+
+
+async def test_a_closed_sqlite_connection_fails_the_statement_and_is_replaced(engine):
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.close()
+        with pytest.raises(DBAPIError):
+            await conn.execute(select(incidents.c.id))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(incidents.c.id))).all() == []
 
 
 async def test_the_level_changes_only_when_durability_does(engine):
