@@ -6,7 +6,7 @@ SQLAlchemy makes three or four per statement, while SQLite answers our queries i
 microseconds: the hops were most of the time from an alert to its first action.
 
 Here statements run on the event loop's thread, straight on the ``sqlite3`` cursor, and
-``AsyncConnection.execute`` calls SQLAlchemy's synchronous ``Connection.execute``
+``AsyncConnection.execute`` (and ``begin``) call SQLAlchemy's synchronous ``Connection``
 directly: with nothing to await, the greenlet SQLAlchemy's async layer wraps around each
 statement, and its adapter's awaits, were half of a statement's CPU (19 against 56 µs
 for a primary-key SELECT). The statements, their compilation and their type processing
@@ -34,8 +34,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
-from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
 
@@ -143,10 +143,19 @@ class LoopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         return _LoopAdapted(self, await_(create(*args, **kwargs)))
 
 
+def _on_loop(sync: Connection) -> bool:
+    """Whether ``sync`` may run statements here and now: open, and on a loop cursor."""
+    if sync.closed or sync.invalidated:
+        return False  # SQLAlchemy's own path raises, or reconnects, as upstream
+    dbapi: object = sync.connection.dbapi_connection
+    return isinstance(dbapi, _LoopAdapted) and _driver(dbapi) is not None
+
+
 class LoopAsyncConnection(AsyncConnection):
-    """Runs ``execute`` (and so ``scalar``, ``scalars``) without a greenlet while the
-    connection is open; SQLAlchemy's own path otherwise (a closed connection must raise
-    and be invalidated as upstream does)."""
+    """Runs ``execute`` (and so ``scalar``, ``scalars``), ``begin`` and
+    ``execution_options`` without a greenlet. Commits, rollbacks and the pool's checkout
+    and return keep SQLAlchemy's path: they may wait for aiosqlite's thread or a
+    connection."""
 
     async def execute(
         self,
@@ -156,10 +165,7 @@ class LoopAsyncConnection(AsyncConnection):
         execution_options: Any = None,
     ) -> CursorResult[Any]:
         sync = self._proxied
-        dbapi: object = (
-            None if sync.closed or sync.invalidated else sync.connection.dbapi_connection
-        )
-        if isinstance(dbapi, _LoopAdapted) and _driver(dbapi) is not None:
+        if _on_loop(sync):
             result: CursorResult[Any] = sync.execute(
                 statement, parameters, execution_options=execution_options
             )
@@ -168,6 +174,29 @@ class LoopAsyncConnection(AsyncConnection):
                 statement, parameters, execution_options=execution_options
             )
         return result
+
+    async def execution_options(self, **opt: Any) -> AsyncConnection:
+        self._proxied.execution_options(**opt)  # sets options; nothing to wait for
+        return self
+
+    def begin(self) -> AsyncTransaction:
+        assert self._proxied
+        return _LoopTransaction(self)
+
+
+class _LoopTransaction(AsyncTransaction):
+    __slots__ = ()
+
+    async def start(self, is_ctxmanager: bool = False) -> AsyncTransaction:
+        sync = self.connection._proxied
+        if not _on_loop(sync):
+            return await super().start(is_ctxmanager)
+        # BEGIN itself is left to sqlite3; SQLAlchemy's "begin" hooks (the durability
+        # level) run statements, which go straight to the loop cursor.
+        self.sync_transaction = self._assign_proxied(sync.begin())
+        if is_ctxmanager:
+            self.sync_transaction.__enter__()
+        return self
 
 
 class LoopEngine(AsyncEngine):

@@ -143,11 +143,14 @@ async def test_statements_run_on_the_loop_and_commits_off_it(engine):
 async def test_statements_run_without_a_greenlet_and_keep_core_semantics(engine):
     # SQLAlchemy's greenlet around each statement was half of its CPU. Rows, RETURNING,
     # rowcounts, type processing and error translation must be Core's all the same.
-    inside: list[bool] = []
+    inside: list[tuple[str, bool]] = []
     event.listen(
-        engine.sync_engine, "before_cursor_execute", lambda *a: inside.append(in_greenlet())
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _k, sql, *_: inside.append((sql.split()[0], in_greenlet())),
     )
-    async with engine.begin() as conn:
+    # A durable transaction: its options, and its BEGIN hook's PRAGMA, greenlet-free too.
+    async with durable_transaction(engine) as conn:
         created = await conn.execute(
             insert(incidents).returning(incidents.c.id, incidents.c.created_at), _incident("a")
         )
@@ -159,8 +162,8 @@ async def test_statements_run_without_a_greenlet_and_keep_core_semantics(engine)
         assert updated.rowcount == 1
         with pytest.raises(IntegrityError):
             await conn.execute(insert(incidents), _incident("a"))
-    assert inside
-    assert not any(inside)
+    assert [sql for sql, _ in inside] == ["PRAGMA", "INSERT", "SELECT", "UPDATE", "INSERT"]
+    assert not any(greenlet for _, greenlet in inside)
     async with engine.connect() as conn:  # the greenlet path SQLAlchemy's own API takes
         assert (await conn.exec_driver_sql("SELECT team FROM incidents")).all() == [("t",)]
 
