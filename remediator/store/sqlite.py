@@ -105,24 +105,27 @@ class _LoopCursor(AsyncAdapt_aiosqlite_cursor):
         raw = self._raw()
         if raw is None:
             return super().execute(operation, parameters)
-        if in_greenlet():
-            await_(_nothing())
-        try:
+
+        def run() -> Any:
             result = raw.execute(operation, () if parameters is None else parameters)
             if raw.description:
                 self._rows = collections.deque(raw.fetchall())
             return result
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+
+        return self._now(run)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
         raw = self._raw()
         if raw is None:
             return super().executemany(operation, seq_of_parameters)
+        return self._now(lambda: raw.executemany(operation, seq_of_parameters))
+
+    def _now(self, run: Callable[[], Any]) -> Any:
+        """``run`` at once, its errors raised as the adapter raises the driver's."""
         if in_greenlet():
             await_(_nothing())
         try:
-            return raw.executemany(operation, seq_of_parameters)
+            return run()
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
