@@ -8,9 +8,9 @@ microseconds: the hops were most of the time from an alert to its first action.
 Here statements run on the event loop's thread, straight on the ``sqlite3`` cursor, and
 ``AsyncConnection.execute`` (and ``begin``) call SQLAlchemy's synchronous ``Connection``
 directly: with nothing to await, the greenlet SQLAlchemy's async layer wraps around each
-statement, and its adapter's awaits, were half of a statement's CPU (19 against 56 µs
-for a primary-key SELECT). The statements, their compilation and their type processing
-are still SQLAlchemy Core's.
+statement, and its adapter's awaits, were half of a statement's CPU (27 against 58 µs
+for a primary-key SELECT in ``bench/sqlite_statements.py``). The statements, their
+compilation and their type processing are still SQLAlchemy Core's.
 
 A commit still goes to aiosqlite's thread, because a durable commit waits for an fsync
 that must not stall the loop, and any commit may run a WAL checkpoint. This is safe only
