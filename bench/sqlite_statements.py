@@ -64,18 +64,19 @@ async def cpu_per(count: int, op: Callable[[], Awaitable[object]]) -> float:
     return (time.process_time() - cpu) / count * 1e6
 
 
+async def select_row(conn: AsyncConnection) -> object:
+    return (await conn.execute(SELECT)).all()
+
+
+async def insert_row(conn: AsyncConnection) -> object:
+    return await conn.execute(events.insert(), EVENT)
+
+
 async def one_round(engine: AsyncEngine, count: int) -> dict[str, float]:
     async with engine.connect() as conn:
-
-        async def select_row() -> object:
-            return (await conn.execute(SELECT)).all()
-
-        async def insert_row(c: AsyncConnection = conn) -> object:
-            return await c.execute(events.insert(), EVENT)
-
         seen = {
-            "SELECT by key": await cpu_per(count, select_row),
-            "INSERT one row": await cpu_per(count, insert_row),
+            "SELECT by key": await cpu_per(count, lambda: select_row(conn)),
+            "INSERT one row": await cpu_per(count, lambda: insert_row(conn)),
         }
         await conn.rollback()
 
