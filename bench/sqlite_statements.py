@@ -9,9 +9,11 @@ alternating rounds:
   no greenlet, commits on aiosqlite's thread; see ``remediator/store/sqlite.py``).
 
 Measured, each as this process's CPU per operation: a primary-key SELECT of three
-columns, a one-row INSERT into the timeline (JSON and a timestamp to process), and a
-whole durable transaction holding that INSERT (open, BEGIN hook, INSERT, fsync'd commit,
-return to the pool). Printed: medians over the rounds and the ratio subject / baseline.
+columns, a one-row INSERT into the timeline (JSON and a timestamp to process), a whole
+transaction holding that SELECT (connection from the pool, BEGIN, SELECT, commit, back
+to the pool), and a whole durable transaction holding the INSERT (the same, with the
+BEGIN hook and an fsync'd commit). Printed: medians over the rounds and the ratio
+subject / baseline.
 
     python bench/sqlite_statements.py [--operations 3000] [--rounds 3]
 """
@@ -80,11 +82,16 @@ async def one_round(engine: AsyncEngine, count: int) -> dict[str, float]:
         }
         await conn.rollback()
 
+    async def reading() -> None:
+        async with engine.begin() as conn:
+            await select_row(conn)
+
     async def durable() -> None:
         async with durable_transaction(engine) as conn:
             await insert_row(conn)
 
-    seen["durable transaction"] = await cpu_per(max(count // 10, 1), durable)
+    seen["transaction: SELECT"] = await cpu_per(count, reading)
+    seen["durable: INSERT"] = await cpu_per(max(count // 10, 1), durable)
     return seen
 
 
@@ -117,7 +124,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per engine (3)")
     args = parser.parse_args()
     seen = asyncio.run(measure(args))
-    print(f"{args.operations} statements (a tenth as many transactions) x {args.rounds} rounds")
+    print(f"{args.operations} of each (durable transactions: a tenth) x {args.rounds} rounds")
     print(f"{'CPU µs per':22} {'sqlalchemy':>10} {'remediator':>10} {'ratio':>6}")
     for op in seen["sqlalchemy"][0]:
         base = statistics.median(r[op] for r in seen["sqlalchemy"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from sqlalchemy.util.concurrency import in_greenlet
 from remediator.store import jobs
 from remediator.store.db import alembic_config, create_engine, durable_transaction, migrate
 from remediator.store.tables import incidents, metadata
+from remediator.store.tables import jobs as jobs_table
 
 T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
 
@@ -166,6 +169,86 @@ async def test_statements_run_without_a_greenlet_and_keep_core_semantics(engine)
     assert not any(greenlet for _, greenlet in inside)
     async with engine.connect() as conn:  # the greenlet path SQLAlchemy's own API takes
         assert (await conn.exec_driver_sql("SELECT team FROM incidents")).all() == [("t",)]
+
+
+async def test_checkout_commit_and_return_run_without_a_greenlet(engine):
+    # Each greenlet hop, and the task SQLAlchemy starts to close a connection, cost
+    # more CPU than a statement; an alert's path opens and commits two transactions.
+    inside: list[tuple[str, bool]] = []
+
+    def note(name: str):
+        return lambda *_: inside.append((name, in_greenlet()))
+
+    for name in ("checkout", "checkin", "reset"):
+        event.listen(engine.sync_engine.pool, name, note(name))
+    for name in ("begin", "commit", "rollback"):
+        event.listen(engine.sync_engine, name, note(name))
+    tasks = len(asyncio.all_tasks())
+    async with durable_transaction(engine) as conn:  # writes: the commit fsyncs
+        await conn.execute(insert(incidents), _incident("a"))
+    async with engine.begin() as conn:  # reads only
+        assert await conn.scalar(select(incidents.c.id)) == "a"
+    async with engine.connect() as conn:  # no transaction at all
+        await conn.execute(select(incidents.c.id))
+    assert len(asyncio.all_tasks()) == tasks
+    assert [name for name, _ in inside] == [
+        *("checkout", "begin", "commit", "reset", "checkin"),
+        *("checkout", "begin", "commit", "reset", "checkin"),
+        *("checkout", "begin", "rollback", "reset", "checkin"),
+    ]
+    assert not any(greenlet for _, greenlet in inside)
+
+
+async def test_a_failed_commit_raises_core_s_error_and_rolls_back(engine):
+    # The commit itself runs ahead of SQLAlchemy's; its outcome must still be the one
+    # SQLAlchemy reports. A deferred foreign key fails at COMMIT, not at the INSERT.
+    orphan = {"incident_id": "missing", "status": "pending", "attempts": 0}
+    orphan |= {"not_before": T0, "created_at": T0}
+
+    async def write_orphan(conn) -> None:
+        async with conn.begin():
+            await conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+            await conn.execute(insert(incidents), _incident("a"))
+            await conn.execute(insert(jobs_table), orphan)
+
+    async with engine.connect() as conn:
+        with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+            await write_orphan(conn)
+        assert not conn.in_transaction()
+    async with durable_transaction(engine) as conn:
+        assert (await conn.execute(select(incidents.c.id))).all() == []
+        await conn.execute(insert(incidents), _incident("b"))
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(incidents.c.id))).all() == [("b",)]
+
+
+async def test_a_commit_sqlalchemy_did_not_take_is_not_taken_by_the_next(engine, tmp_path):
+    # The commit runs ahead of SQLAlchemy's; if SQLAlchemy then fails before asking for
+    # it, the next commit must still be made, not answered from the earlier one.
+    def fail_once(conn) -> None:
+        event.remove(engine.sync_engine, "commit", fail_once)
+        raise RuntimeError("a commit hook failed")
+
+    event.listen(engine.sync_engine, "commit", fail_once)
+    with pytest.raises(RuntimeError, match="commit hook"):
+        async with durable_transaction(engine) as conn:
+            await conn.execute(insert(incidents), _incident("a"))
+    async with engine.connect() as conn:
+        await conn.execute(insert(incidents), _incident("b"))
+        await conn.commit()  # SQLAlchemy's own path: not ahead of it
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as other:
+        assert ("b",) in other.execute("SELECT id FROM incidents").fetchall()
+
+
+async def test_a_second_holder_waits_for_the_one_connection(engine):
+    async with engine.connect() as first:
+        await first.execute(select(incidents.c.id))
+        second = asyncio.create_task(engine.connect().start())
+        await asyncio.sleep(0.05)
+        assert not second.done()
+    conn = await asyncio.wait_for(second, 5)
+    assert (await conn.execute(select(incidents.c.id))).all() == []
+    await conn.close()
 
 
 async def test_a_closed_sqlite_connection_fails_the_statement_and_is_replaced(engine):
