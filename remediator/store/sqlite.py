@@ -29,6 +29,7 @@ another connection of this process, which would block the loop that must release
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -42,7 +43,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
-from sqlalchemy.engine import Connection, CursorResult, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util.concurrency import await_, in_greenlet
@@ -220,8 +221,10 @@ class LoopAsyncConnection(AsyncConnection):
     a commit on aiosqlite's thread) still awaits, and only that."""
 
     async def start(self, is_ctxmanager: bool = False) -> AsyncConnection:
+        engine = self._loop_engine()
         pool = self.sync_engine.pool
-        if self.sync_connection is None and isinstance(pool, QueuePool) and pool.checkedin():
+        free = isinstance(pool, QueuePool) and pool.checkedin() and not engine.waiting
+        if self.sync_connection is None and free:
             try:
                 sync = self.sync_engine.connect()
             except _NeedsGreenlet:
@@ -229,21 +232,34 @@ class LoopAsyncConnection(AsyncConnection):
             else:
                 self.sync_connection = self._assign_proxied(sync)
                 return self
-        return await super().start(is_ctxmanager)
+        engine.waiting += 1
+        try:
+            return await super().start(is_ctxmanager)
+        finally:
+            engine.waiting -= 1
 
     async def close(self) -> None:
         sync = self.sync_connection
-        if sync is not None and _on_loop(sync):
-            sync.close()  # a rollback, if anything, then back to the pool: nothing waits
-        else:
+        if sync is None or not _on_loop(sync):
             await super().close()
+            return
+        sync.close()  # a rollback, if anything, then back to the pool
+        if self._loop_engine().waiting:
+            # Let the first in line take it before this task can run on and take it
+            # back: a webhook waiting to commit must not wait out a worker's batch.
+            await asyncio.sleep(0)
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
         sync = self.sync_connection
         if sync is not None and _on_loop(sync):
-            sync.close()  # nothing to await, so no task to shield it from cancellation
+            await self.close()  # returned before its one await: no task to shield it
         else:
             await super().__aexit__(type_, value, traceback)
+
+    def _loop_engine(self) -> LoopEngine:
+        engine = self.engine
+        assert isinstance(engine, LoopEngine)
+        return engine
 
     async def execute(
         self,
@@ -304,8 +320,14 @@ class _LoopTransaction(AsyncTransaction):
 
 
 class LoopEngine(AsyncEngine):
-    __slots__ = ()
+    """Hands out loop connections; counts the holders queued for its one connection."""
+
+    __slots__ = ("waiting",)
     _connection_cls = LoopAsyncConnection
+
+    def __init__(self, sync_engine: Engine) -> None:
+        super().__init__(sync_engine)
+        self.waiting = 0
 
 
 def connector(url: str) -> Callable[[], LoopConnection]:

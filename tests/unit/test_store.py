@@ -240,15 +240,24 @@ async def test_a_commit_sqlalchemy_did_not_take_is_not_taken_by_the_next(engine,
         assert ("b",) in other.execute("SELECT id FROM incidents").fetchall()
 
 
-async def test_a_second_holder_waits_for_the_one_connection(engine):
-    async with engine.connect() as first:
-        await first.execute(select(incidents.c.id))
-        second = asyncio.create_task(engine.connect().start())
-        await asyncio.sleep(0.05)
-        assert not second.done()
-    conn = await asyncio.wait_for(second, 5)
-    assert (await conn.execute(select(incidents.c.id))).all() == []
-    await conn.close()
+async def test_holders_of_the_one_connection_take_turns_in_order(engine):
+    # A webhook waiting to commit must get the connection before the worker that just
+    # gave it back can take it again for its next transaction.
+    order: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with engine.connect() as conn:
+            order.append(name)
+            await conn.execute(select(incidents.c.id))
+
+    first = await engine.connect().start()
+    second = asyncio.create_task(hold("second"))
+    await asyncio.sleep(0.05)
+    assert not second.done()
+    await first.close()
+    await hold("first again")
+    await asyncio.wait_for(second, 5)
+    assert order == ["second", "first again"]
 
 
 async def test_a_closed_sqlite_connection_fails_the_statement_and_is_replaced(engine):
