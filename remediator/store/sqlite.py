@@ -158,8 +158,11 @@ class _LoopAdapted(AsyncAdapt_aiosqlite_connection):
         self._committed: object = None
 
     async def commit_now(self) -> None:
-        """Commit on aiosqlite's thread; the next ``commit`` reports how that went,
-        inside SQLAlchemy's own commit, so it sees the same success or error."""
+        """Commit what was written on aiosqlite's thread; the next ``commit`` reports how
+        that went, inside SQLAlchemy's own commit, so it sees the same success or error."""
+        driver = _driver(self)
+        if driver is None or not driver.in_transaction:
+            return  # nothing written: SQLAlchemy's commit has nothing to wait for
         try:
             await self._connection.commit()
         except Exception as error:
@@ -206,12 +209,13 @@ class LoopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         return _LoopAdapted(self, await_(create(*args, **kwargs)))
 
 
-def _on_loop(sync: Connection) -> bool:
-    """Whether ``sync`` may run statements here and now: open, and on a loop cursor."""
+def _on_loop(sync: Connection) -> _LoopAdapted | None:
+    """``sync``'s connection if it may run statements here and now: open, and on a loop
+    cursor."""
     if sync.closed or sync.invalidated:
-        return False  # SQLAlchemy's own path raises, or reconnects, as upstream
+        return None  # SQLAlchemy's own path raises, or reconnects, as upstream
     dbapi: object = sync.connection.dbapi_connection
-    return isinstance(dbapi, _LoopAdapted) and _driver(dbapi) is not None
+    return dbapi if isinstance(dbapi, _LoopAdapted) and _driver(dbapi) is not None else None
 
 
 class LoopAsyncConnection(AsyncConnection):
@@ -240,7 +244,7 @@ class LoopAsyncConnection(AsyncConnection):
 
     async def close(self) -> None:
         sync = self.sync_connection
-        if sync is None or not _on_loop(sync):
+        if sync is None or _on_loop(sync) is None:
             await super().close()
             return
         sync.close()  # a rollback, if anything, then back to the pool
@@ -251,7 +255,7 @@ class LoopAsyncConnection(AsyncConnection):
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
         sync = self.sync_connection
-        if sync is not None and _on_loop(sync):
+        if sync is not None and _on_loop(sync) is not None:
             await self.close()  # returned before its one await: no task to shield it
         else:
             await super().__aexit__(type_, value, traceback)
@@ -269,7 +273,7 @@ class LoopAsyncConnection(AsyncConnection):
         execution_options: Any = None,
     ) -> CursorResult[Any]:
         sync = self._proxied
-        if _on_loop(sync):
+        if _on_loop(sync) is not None:
             result: CursorResult[Any] = sync.execute(
                 statement, parameters, execution_options=execution_options
             )
@@ -293,7 +297,7 @@ class _LoopTransaction(AsyncTransaction):
 
     async def start(self, is_ctxmanager: bool = False) -> AsyncTransaction:
         sync = self.connection._proxied
-        if not _on_loop(sync):
+        if _on_loop(sync) is None:
             return await super().start(is_ctxmanager)
         # BEGIN itself is left to sqlite3; SQLAlchemy's "begin" hooks (the durability
         # level) run statements, which go straight to the loop cursor.
@@ -303,20 +307,16 @@ class _LoopTransaction(AsyncTransaction):
         return self
 
     async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
-        sync = self.connection._proxied
-        if not _on_loop(sync):
+        adapted = _on_loop(self.connection._proxied)
+        if adapted is None:
             await super().__aexit__(type_, value, traceback)
             return
-        adapted: object = sync.connection.dbapi_connection
-        if type_ is None and self._proxied.is_active and isinstance(adapted, _LoopAdapted):
-            driver = _driver(adapted)
-            if driver is not None and driver.in_transaction:
-                await adapted.commit_now()  # the one wait: aiosqlite's thread, for the fsync
+        if type_ is None and self._proxied.is_active:
+            await adapted.commit_now()  # the one wait: aiosqlite's thread, for the fsync
         try:
             self._proxied.__exit__(type_, value, traceback)
         finally:
-            if isinstance(adapted, _LoopAdapted):
-                adapted.forget_commit()
+            adapted.forget_commit()
 
 
 class LoopEngine(AsyncEngine):
