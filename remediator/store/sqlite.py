@@ -50,17 +50,39 @@ from sqlalchemy.util.concurrency import await_, in_greenlet
 
 
 class LoopConnection(aiosqlite.Connection):
+    """Runs calls on the loop's thread, except a commit that wrote something and any
+    call made while one is still on aiosqlite's thread: those queue there behind it, so
+    calls reach SQLite in the order they were made. (A holder cancelled while its commit
+    waits there rolls back next; run at once, that rollback would overtake the commit.)"""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int):
+        super().__init__(connector, iter_chunk_size)
+        self._sent = 0  # calls queued on aiosqlite's thread; counted on the loop
+        self._done = 0  # of those, finished; counted on that thread, its only writer
+
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        conn = self._connection
-        if conn is None or not self._running or (fn == conn.commit and conn.in_transaction):
-            # aiosqlite leaves its queueing method unannotated.
+        conn = self.loop_ready
+        if conn is not None and not (fn == conn.commit and conn.in_transaction):
+            return fn(*args, **kwargs)
+        if not self._running or self._connection is None:
+            # aiosqlite raises "Connection closed"; its queueing method is unannotated.
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        return fn(*args, **kwargs)
+
+        def call() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._done += 1
+
+        self._sent += 1
+        return await super()._execute(call)  # type: ignore[no-untyped-call]
 
     @property
     def loop_ready(self) -> sqlite3.Connection | None:
-        """The ``sqlite3`` connection while statements may run on it from the loop."""
-        return self._connection if self._running else None
+        """The ``sqlite3`` connection while calls may run on it from the loop: open, and
+        nothing of this connection's still on aiosqlite's thread."""
+        ready = self._running and self._sent == self._done
+        return self._connection if ready else None
 
 
 async def _nothing() -> None:

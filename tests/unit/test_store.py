@@ -9,6 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
+import aiosqlite
 import asyncpg
 import pytest
 from alembic import command
@@ -258,6 +259,39 @@ async def test_holders_of_the_one_connection_take_turns_in_order(engine):
     await hold("first again")
     await asyncio.wait_for(second, 5)
     assert order == ["second", "first again"]
+
+
+async def test_calls_made_while_a_commit_waits_on_the_thread_queue_behind_it(engine, tmp_path):
+    # A holder cancelled while its commit waits on aiosqlite's thread (as at shutdown)
+    # rolls back next. Run at once on the loop, that rollback would discard its rows
+    # before the commit ran, and the commit would then seal the next holder's half-done
+    # transaction instead.
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+    gate = threading.Event()
+    blocker = asyncio.create_task(aiosqlite.Connection._execute(raw, gate.wait, 5))
+
+    async def write(id_: str) -> None:
+        async with durable_transaction(engine) as conn:
+            await conn.execute(insert(incidents), _incident(id_))
+
+    first = asyncio.create_task(write("a"))
+    await asyncio.sleep(0.05)  # "a" is written; its commit waits behind the blocker
+    first.cancel()
+    second = asyncio.create_task(write("b"))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(blocker, second), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as other:
+        assert other.execute("SELECT id FROM incidents ORDER BY id").fetchall() == [
+            ("a",),
+            ("b",),
+        ]
+    async with durable_transaction(engine) as conn:  # and the loop path is back
+        await conn.execute(insert(incidents), _incident("c"))
+    assert raw.loop_ready is not None
 
 
 async def test_a_closed_sqlite_connection_fails_the_statement_and_is_replaced(engine):
