@@ -184,7 +184,8 @@ class _LoopAdapted(AsyncAdapt_aiosqlite_connection):
         that went, inside SQLAlchemy's own commit, so it sees the same success or error."""
         driver = _driver(self)
         if driver is None or not driver.in_transaction:
-            return  # nothing written: SQLAlchemy's commit has nothing to wait for
+            self._committed = _COMMITTED  # nothing written: nothing to wait for
+            return
         try:
             await self._connection.commit()
         except Exception as error:
@@ -200,12 +201,8 @@ class _LoopAdapted(AsyncAdapt_aiosqlite_connection):
         done, self._committed = self._committed, None
         if isinstance(done, Exception):
             self._handle_exception(done)
-        if done is _COMMITTED:
-            return
-        driver = _driver(self)
-        if driver is None or driver.in_transaction:
-            super().commit()
-        # else nothing was written: sqlite3's commit would do nothing either
+        if done is None:
+            super().commit()  # SQLAlchemy's own path, in its greenlet
 
     def rollback(self) -> None:
         driver = _driver(self)
