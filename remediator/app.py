@@ -32,6 +32,7 @@ from remediator.keys import (
     WRITER,
 )
 from remediator.kube import Kube
+from remediator.kube.thread import KubeThread
 from remediator.observability.logs import configure as configure_logs
 from remediator.observability.metrics import Metrics
 from remediator.pipeline import approve, guard
@@ -312,6 +313,13 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         or settings.context.enabled == "on"
     )
     kube = await Kube.connect(settings.kube) if needs_cluster else None
+    reads = None
+    if kube is not None and settings.context.enabled != "off":
+        try:
+            reads = await KubeThread.start(settings.kube)
+        except BaseException:
+            await kube.close()
+            raise
     approver = app[APPROVER]
     runtime = Runtime(
         kube=kube,
@@ -329,7 +337,7 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
         recorder,
         runtime,
         approver,
-        ContextStage(kube, settings.context, clock),
+        ContextStage(reads, settings.context, clock),
     )
     writer = IngestWriter(engine, clock)
     worker = Worker(
@@ -350,5 +358,7 @@ async def _processing(app: web.Application) -> AsyncIterator[None]:
     yield
     await writer.stop()
     await worker.stop()
+    if reads is not None:
+        await reads.close()
     if kube is not None:
         await kube.close()

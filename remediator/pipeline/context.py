@@ -1,9 +1,10 @@
 """Stage: record what the target looked like, when the incident opens and after verify.
 
 The opening snapshot is read beside the first action, not before it: its reads go out
-when the plan is made, and the pipeline waits for them only where a person will see the
-result (an approval request, a notify step, the next timeline entry). So context never
-delays a cluster write, and elsewhere waits at most ``context.budget`` seconds. What
+when the plan is made, on a client of their own on another thread (``KubeThread``), and
+the pipeline waits for them only where a person will see the result (an approval
+request, a notify step, the next timeline entry). So context never delays a cluster
+write, and elsewhere waits at most ``context.budget`` seconds. What
 could not be read is recorded as such and never fails the incident. Links
 (Alertmanager, the silence form for these labels, Prometheus, and configured dashboards
 and log tools) are rendered with the incident's labels and time window, so on-call
@@ -31,6 +32,7 @@ from remediator.context.capture import Limits, Snapshot, cap, capture, summary
 from remediator.context.redact import Redactor
 from remediator.errors import PlanError
 from remediator.kube import Kube
+from remediator.kube.thread import KubeThread
 from remediator.models.alert import AlertInstance
 from remediator.models.events import EventKind, Stage
 from remediator.pipeline.plan import Plan
@@ -67,9 +69,9 @@ class Recorded:
 
 class ContextStage:
     def __init__(
-        self, kube: Kube | None, settings: ContextSettings, clock: Callable[[], datetime]
+        self, reader: KubeThread | None, settings: ContextSettings, clock: Callable[[], datetime]
     ) -> None:
-        self._kube = kube
+        self._reader = reader
         self._settings = settings
         self._clock = clock
         self._redact = Redactor(settings.redact)
@@ -78,7 +80,7 @@ class ContextStage:
     @property
     def enabled(self) -> bool:
         mode = self._settings.enabled
-        return mode == "on" or (mode == "auto" and self._kube is not None)
+        return mode == "on" or (mode == "auto" and self._reader is not None)
 
     def start(self, plan: Plan, instance: AlertInstance, trigger: str) -> Capture:
         """Send the snapshot's reads now; ``Capture.join`` collects the result."""
@@ -135,13 +137,17 @@ class ContextStage:
 
     async def _read(self, target: RenderedTarget, limits: Limits, now: datetime) -> Snapshot:
         snap = Snapshot()
-        if self._kube is None:
+        if self._reader is None:
             snap.failures.append("no cluster connection")
         else:
             budget = self._settings.budget
-            try:
+
+            async def read(kube: Kube) -> None:  # on the reader's thread: its loop times it
                 async with asyncio.timeout(budget):
-                    await capture(self._kube, target, limits, self._redact, now, snap)
+                    await capture(kube, target, limits, self._redact, now, snap)
+
+            try:
+                await self._reader.run(read)
             except TimeoutError:
                 snap.failures.append(f"capture stopped at its {budget:g}s budget")
             except Exception as exc:  # shared reads must not fail every incident sharing them

@@ -4,6 +4,7 @@ action's verification, with secrets masked, bounded in time, and routed to its t
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -231,6 +232,23 @@ async def test_the_opening_snapshot_is_read_beside_the_action_not_before_it(
     assert opened["data"]["logs"]["lines"][0] == "starting web 1.4.2"  # still waited for
     kinds = [e["kind"] for e in d["events"]]
     assert kinds.index("context") < kinds.index("executed")
+
+
+def reads_threads() -> int:
+    return sum(t.name == "kube-reads" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize(("enabled", "threads"), [("auto", 1), ("off", 0)])
+async def test_context_reads_have_a_thread_of_their_own_while_the_server_runs(
+    start, settings, fake_kube, enabled, threads
+):
+    client = await start(live(settings, fake_kube, enabled=enabled))
+    assert reads_threads() == threads
+    await post(client, alert())
+    d = await incident(client, after="executed") if threads else None
+    assert d is None or contexts(d)[0]["data"]["workload"]["desired"] == 2
+    await client.close()
+    assert reads_threads() == 0
 
 
 async def test_a_capture_budget_cuts_a_slow_cluster_short(start, settings, fake_kube):
