@@ -32,13 +32,13 @@ class KubeThread:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="kube-reads", daemon=True)
         thread.start()
-        self = cls(loop, thread)
+        reads = cls(loop, thread)
         try:
-            self._kube = await self._on_thread(Kube.connect(settings))
+            reads._kube = await reads._on_thread(Kube.connect(settings))
         except BaseException:
-            await self.close()
+            await reads.close()
             raise
-        return self
+        return reads
 
     async def run(self, fn: Callable[[Kube], Coroutine[Any, Any, T]]) -> T:
         """``fn(kube)`` on the thread's loop. Cancelling the caller cancels it there."""
