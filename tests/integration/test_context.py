@@ -245,8 +245,16 @@ async def test_context_reads_have_a_thread_of_their_own_while_the_server_runs(
     client = await start(live(settings, fake_kube, enabled=enabled))
     assert reads_threads() == threads
     await post(client, alert())
-    d = await incident(client, after="executed") if threads else None
-    assert d is None or contexts(d)[0]["data"]["workload"]["desired"] == 2
+
+    async def executed() -> dict[str, Any] | None:
+        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
+        if not items:
+            return None
+        d = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
+        return d if "executed" in [e["kind"] for e in d["events"]] else None
+
+    snapshots = contexts(await eventually(executed, timeout=15))
+    assert [s["data"]["workload"]["desired"] for s in snapshots[:1]] == [2] * threads
     await client.close()
     assert reads_threads() == 0
 
