@@ -43,7 +43,8 @@ BOTH_STORES = {
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         module = metafunc.module.__name__.rsplit(".", 1)[-1]
-        stores = ["sqlite", "postgresql"] if module in BOTH_STORES else ["sqlite"]
+        both = module in BOTH_STORES and not metafunc.definition.get_closest_marker("sqlite_only")
+        stores = ["sqlite", "postgresql"] if both else ["sqlite"]
         metafunc.parametrize("backend", stores)
 
 

@@ -194,7 +194,8 @@ async def _apply(
 ) -> Outcome:
     action = step.action
     assert isinstance(action, LiveAction)
-    await unit.pause()  # the intent is durable before the cluster hears of it
+    # The intent is durable before the cluster hears of it.
+    await unit.pause(before_action=True)
     try:
         message = await apply_once(action, rt, plan.target, step.params, ctx)
     except Exception as exc:  # an action failing is an outcome to record, not a crash

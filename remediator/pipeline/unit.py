@@ -17,7 +17,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from remediator.store import timeline
-from remediator.store.db import durable_transaction
+from remediator.store.db import commit_on_loop, durable_transaction
 from remediator.store.timeline import NewEvent
 
 
@@ -59,11 +59,14 @@ class WorkUnit:
             self._pending.clear()
             await stack.__aexit__(exc_type, exc, tb)  # rolls the transaction back
 
-    async def pause(self) -> None:
-        """Write pending events, commit, and give the connection back."""
+    async def pause(self, *, before_action: bool = False) -> None:
+        """Write pending events, commit, and give the connection back. ``before_action``:
+        the commit is an intent's, the last thing before a cluster write."""
         if self._stack is None:
             return
         await timeline.append(self.conn, self._pending, self._clock())
+        if before_action:
+            await commit_on_loop(self.conn)
         stack, self._stack, self._conn = self._stack, None, None
         await stack.aclose()
         self.written.extend(self._pending)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from remediator.errors import ConfigError
-from remediator.store.sqlite import LoopDBAPI, LoopEngine, connector
+from remediator.store.sqlite import COMMIT_ON_LOOP, LoopDBAPI, LoopEngine, connector
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATE_LOCK = 727_000  # pg advisory lock ids: migrations
@@ -101,6 +101,14 @@ async def durable_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnect
         durable = await conn.execution_options(**{_DURABLE: True})
         async with durable.begin():
             yield durable
+
+
+async def commit_on_loop(conn: AsyncConnection) -> None:
+    """On SQLite, have the commit of ``conn``'s transaction run on the event loop's
+    thread, not aiosqlite's: for a commit that is all that stands between an alert and
+    its action (see ``store/sqlite.py``)."""
+    marked = await conn.execution_options(**{COMMIT_ON_LOOP: True})
+    assert marked is conn  # SQLAlchemy 2 sets options on the connection itself
 
 
 def alembic_config() -> Config:

@@ -18,13 +18,18 @@ longer starts a task: a transaction around that SELECT cost 149 µs of CPU, now 
 Only what has to wait awaits: a holder queued behind another for the one connection,
 (re)opening it, and a commit that wrote something.
 
-Such a commit still goes to aiosqlite's thread, because a durable commit waits for an
-fsync that must not stall the loop, and any commit may run a WAL checkpoint. It runs
-just before SQLAlchemy's own commit, which then takes its outcome, success or error,
-as if it had made it (so a ``commit`` event listener would run after the fact; this store
-registers none). All this is safe only because the engine holds exactly one
-connection (see ``db.create_engine``): no statement here can wait for a lock held by
-another connection of this process, which would block the loop that must release it.
+Such a commit goes to aiosqlite's thread, because a durable commit waits for an fsync
+that should not stall the loop, and any commit may run a WAL checkpoint. The exception
+is a transaction marked ``COMMIT_ON_LOOP``: an intent's, all that stands between an
+alert and its cluster write. The hop to that thread and back (two wake-ups of a CPU
+that may be idle, while the loop also shares the GIL with the context thread) cost the
+alert more than the fsync's stall costs the loop, and actions are rate-limited, so
+such stalls are few. Either way the commit runs just before SQLAlchemy's own commit,
+which then takes its outcome, success or error, as if it had made it (so a ``commit``
+event listener would run after the fact; this store registers none). All this is safe
+only because the engine holds exactly one connection (see ``db.create_engine``): no
+statement here can wait for a lock held by another connection of this process, which
+would block the loop that must release it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util.concurrency import await_, in_greenlet
+
+COMMIT_ON_LOOP = "remediator_commit_on_loop"  # execution option; see the module doc
 
 
 class LoopConnection(aiosqlite.Connection):
@@ -179,15 +186,19 @@ class _LoopAdapted(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self._committed: object = None
 
-    async def commit_now(self) -> None:
-        """Commit what was written on aiosqlite's thread; the next ``commit`` reports how
-        that went, inside SQLAlchemy's own commit, so it sees the same success or error."""
+    async def commit_now(self, *, on_loop: bool) -> None:
+        """Commit what was written, on aiosqlite's thread unless ``on_loop``; the next
+        ``commit`` reports how that went, inside SQLAlchemy's own commit, so it sees the
+        same success or error."""
         driver = _driver(self)
         if driver is None or not driver.in_transaction:
             self._committed = _COMMITTED  # nothing written: nothing to wait for
             return
         try:
-            await self._connection.commit()
+            if on_loop:
+                driver.commit()
+            else:
+                await self._connection.commit()
         except Exception as error:
             self._committed = error
         else:
@@ -331,7 +342,8 @@ class _LoopTransaction(AsyncTransaction):
             await super().__aexit__(type_, value, traceback)
             return
         if type_ is None and self._proxied.is_active:
-            await adapted.commit_now()  # the one wait: aiosqlite's thread, for the fsync
+            options = self.connection._proxied.get_execution_options()
+            await adapted.commit_now(on_loop=bool(options.get(COMMIT_ON_LOOP)))
         try:
             self._proxied.__exit__(type_, value, traceback)
         finally:

@@ -4,6 +4,7 @@ verify → escalate, as the timeline and the fake API server both tell it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from remediator.app import create_app
+from remediator.keys import ENGINE
 from remediator.settings import KubeSettings, Settings
 from tests.conftest import AUTH, Clock, eventually, settled
 from tests.fakes.kube import objects
@@ -105,6 +107,34 @@ async def test_restart_is_applied_once_then_verified(aiohttp_client, settings, c
     metrics = await (await client.get("/metrics")).text()
     assert 'remediator_actions_total{action="restart",result="succeeded"} 1.0' in metrics
     assert 'remediator_actions_total{action="restart",result="verified"} 1.0' in metrics
+
+
+@pytest.mark.sqlite_only
+async def test_only_the_intent_s_commit_runs_on_the_event_loop(aiohttp_client, settings, cluster):
+    # The intent's commit is the last thing before the PATCH, so it skips the hop to
+    # aiosqlite's thread; the webhook's and the worker's other commits keep their fsync
+    # off the loop.
+    client = await aiohttp_client(create_app(live(settings, cluster)))
+    async with client.app[ENGINE].connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+    seen: list[tuple[str, int]] = []
+    raw._conn.set_trace_callback(lambda sql: seen.append((sql, threading.get_ident())))
+    await post(client, alert())
+    await settled(client, {"verified", "verification_failed"})
+    raw._conn.set_trace_callback(None)
+    commits: list[tuple[str, bool]] = []  # (the transaction's statements, on the loop)
+    statements: list[str] = []
+    for sql, thread in seen:
+        if sql.upper().startswith("COMMIT"):
+            commits.append((" ".join(statements), thread == threading.get_ident()))
+            statements = []
+        else:
+            statements.append(sql)
+    [intent] = [text for text, on_loop in commits if on_loop]
+    assert "INSERT INTO executions" in intent
+    [webhook] = [on_loop for text, on_loop in commits if "INSERT INTO alerts" in text]
+    assert not webhook
+    assert len(commits) > 2  # the verify look's, at least, went to the thread too
 
 
 async def test_breaker_trips_on_too_many_targets_and_says_so(aiohttp_client, settings, cluster):

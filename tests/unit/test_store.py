@@ -21,7 +21,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.util.concurrency import in_greenlet
 
 from remediator.store import jobs
-from remediator.store.db import alembic_config, create_engine, durable_transaction, migrate
+from remediator.store.db import (
+    alembic_config,
+    commit_on_loop,
+    create_engine,
+    durable_transaction,
+    migrate,
+)
 from remediator.store.tables import incidents, metadata
 from remediator.store.tables import jobs as jobs_table
 
@@ -144,6 +150,29 @@ async def test_statements_run_on_the_loop_and_commits_off_it(engine):
     assert where["COMMIT"] != loop_thread
 
 
+async def test_a_commit_marked_for_the_loop_runs_there_and_the_mark_ends_with_it(engine, tmp_path):
+    # An intent's commit is all that stands between an alert and its action: the hop to
+    # aiosqlite's thread and back cost the alert more than the fsync stalls the loop.
+    # The next holder of the connection commits on aiosqlite's thread again.
+    seen: list[tuple[str, int]] = []
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+    raw._conn.set_trace_callback(lambda sql: seen.append((sql, threading.get_ident())))
+    for name in ("marked", "plain"):
+        async with durable_transaction(engine) as conn:
+            await conn.execute(
+                text("INSERT INTO guard_state VALUES (:name, '{}', '')"), {"name": name}
+            )
+            if name == "marked":
+                await commit_on_loop(conn)
+    raw._conn.set_trace_callback(None)
+    commits = [thread for sql, thread in seen if sql.upper().startswith("COMMIT")]
+    assert [thread == threading.get_ident() for thread in commits] == [True, False]
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as other:
+        rows = other.execute("SELECT name FROM guard_state ORDER BY name").fetchall()
+    assert rows == [("marked",), ("plain",)]
+
+
 async def test_statements_run_without_a_greenlet_and_keep_core_semantics(engine):
     # SQLAlchemy's greenlet around each statement was half of its CPU. Rows, RETURNING,
     # rowcounts, type processing and error translation must be Core's all the same.
@@ -200,7 +229,8 @@ async def test_checkout_commit_and_return_run_without_a_greenlet(engine):
     assert not any(greenlet for _, greenlet in inside)
 
 
-async def test_a_failed_commit_raises_core_s_error_and_rolls_back(engine):
+@pytest.mark.parametrize("on_loop", [False, True], ids=["on aiosqlite's thread", "on the loop"])
+async def test_a_failed_commit_raises_core_s_error_and_rolls_back(engine, on_loop):
     # The commit itself runs ahead of SQLAlchemy's; its outcome must still be the one
     # SQLAlchemy reports. A deferred foreign key fails at COMMIT, not at the INSERT.
     orphan = {"incident_id": "missing", "status": "pending", "attempts": 0}
@@ -211,6 +241,8 @@ async def test_a_failed_commit_raises_core_s_error_and_rolls_back(engine):
             await conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
             await conn.execute(insert(incidents), _incident("a"))
             await conn.execute(insert(jobs_table), orphan)
+            if on_loop:
+                await commit_on_loop(conn)
 
     async with engine.connect() as conn:
         with pytest.raises(IntegrityError, match="FOREIGN KEY"):
