@@ -21,15 +21,15 @@ Only what has to wait awaits: a holder queued behind another for the one connect
 Such a commit goes to aiosqlite's thread, because a durable commit waits for an fsync
 that should not stall the loop, and any commit may run a WAL checkpoint. The exception
 is a transaction marked ``COMMIT_ON_LOOP``: an intent's, all that stands between an
-alert and its cluster write. The hop to that thread and back (two wake-ups of a CPU
-that may be idle, while the loop also shares the GIL with the context thread) cost the
-alert more than the fsync's stall costs the loop, and actions are rate-limited, so
-such stalls are few. Either way the commit runs just before SQLAlchemy's own commit,
-which then takes its outcome, success or error, as if it had made it (so a ``commit``
-event listener would run after the fact; this store registers none). All this is safe
-only because the engine holds exactly one connection (see ``db.create_engine``): no
-statement here can wait for a lock held by another connection of this process, which
-would block the loop that must release it.
+alert and its cluster write. The hop to that thread and back (two wake-ups of a CPU that
+may be idle, while the loop also shares the GIL with the context thread) cost the alert
+more than the fsync's stall (now and then with a checkpoint) costs the loop, and actions
+are rate-limited, so such stalls are few. Either way the commit runs just before
+SQLAlchemy's own commit, which then takes its outcome, success or error, as if it had
+made it (so a ``commit`` event listener would run after the fact; this store registers
+none). All this is safe only because the engine holds exactly one connection (see
+``db.create_engine``): no statement here can wait for a lock held by another connection
+of this process, which would block the loop that must release it.
 """
 
 from __future__ import annotations
