@@ -1,14 +1,14 @@
 """Stage: record what the target looked like, when the incident opens and after verify.
 
-The opening snapshot is read beside the first action, not before it: its reads go out
-when the plan is made, on a client of their own on another thread (``KubeThread``), and
-the pipeline waits for them only where a person will see the result (an approval
+The opening snapshot is read beside the first action, not before it: its reads are
+started when the plan is made and go out at the pipeline's next wait (at the latest, the
+action's first request), on a client of their own on another thread (``KubeThread``).
+The pipeline waits for them only where a person will see the result (an approval
 request, a notify step, the next timeline entry). So context never delays a cluster
-write, and elsewhere waits at most ``context.budget`` seconds. What
-could not be read is recorded as such and never fails the incident. Links
-(Alertmanager, the silence form for these labels, Prometheus, and configured dashboards
-and log tools) are rendered with the incident's labels and time window, so on-call
-starts from one page.
+write, and elsewhere waits at most ``context.budget`` seconds. What could not be read is
+recorded as such and never fails the incident. Links (Alertmanager, the silence form for
+these labels, Prometheus, and configured dashboards and log tools) are rendered with the
+incident's labels and time window, so on-call starts from one page.
 """
 
 from __future__ import annotations
