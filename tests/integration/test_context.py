@@ -127,14 +127,17 @@ async def start(aiohttp_client, settings, fake_kube, runbook_dir):
     return factory
 
 
-async def incident(client, *, after: str = "verified") -> dict[str, Any]:
+async def incident(client, *, after: str = "verified", snapshot: bool = True) -> dict[str, Any]:
+    """The first incident once ``after`` is on its timeline and, with ``snapshot``, a
+    context snapshot is its newest event."""
+
     async def probe():
         items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
         if not items:
             return None
         d = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
         kinds = [e["kind"] for e in d["events"]]
-        return d if after in kinds and kinds[-1] == "context" else None
+        return d if after in kinds and (not snapshot or kinds[-1] == "context") else None
 
     return await eventually(probe, timeout=15)
 
@@ -248,15 +251,7 @@ async def test_context_reads_have_a_thread_of_their_own_while_the_server_runs(
     client = await start(live(settings, fake_kube, enabled=enabled))
     assert reads_threads() == threads
     await post(client, alert())
-
-    async def executed() -> dict[str, Any] | None:
-        items = (await (await client.get("/api/v1/incidents", headers=AUTH)).json())["items"]
-        if not items:
-            return None
-        d = await (await client.get(f"/api/v1/incidents/{items[0]['id']}", headers=AUTH)).json()
-        return d if "executed" in [e["kind"] for e in d["events"]] else None
-
-    snapshots = contexts(await eventually(executed, timeout=15))
+    snapshots = contexts(await incident(client, after="executed", snapshot=bool(threads)))
     assert [s["data"]["workload"]["desired"] for s in snapshots[:1]] == [2] * threads
     await client.close()
     assert reads_threads() == 0
