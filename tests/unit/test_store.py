@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import aiosqlite
 import asyncpg
@@ -16,7 +16,9 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pydantic import TypeAdapter
 from sqlalchemy import event, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -28,7 +30,7 @@ from remediator.store.db import (
     durable_transaction,
     migrate,
 )
-from remediator.store.tables import incidents, metadata
+from remediator.store.tables import UTCDateTime, incidents, metadata
 from remediator.store.tables import jobs as jobs_table
 
 T0 = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
@@ -44,6 +46,39 @@ async def engine(tmp_path):
 
 def _diff(conn):
     return compare_metadata(MigrationContext.configure(conn), metadata)
+
+
+@pytest.mark.parametrize(
+    ("value", "text_form"),
+    [
+        (datetime(2025, 5, 1, 10, 0, tzinfo=UTC), "2025-05-01 10:00:00.000000"),
+        (datetime(2025, 5, 1, 10, 0, 0, 7, tzinfo=UTC), "2025-05-01 10:00:00.000007"),
+        (
+            datetime(2025, 5, 1, 12, tzinfo=timezone(timedelta(hours=2))),
+            "2025-05-01 10:00:00.000000",
+        ),
+        # UTC as another tzinfo object: what pydantic makes of RFC 3339's "Z"
+        (
+            TypeAdapter(datetime).validate_json('"2025-05-01T10:00:00Z"'),
+            "2025-05-01 10:00:00.000000",
+        ),
+        (datetime(1, 1, 1, tzinfo=UTC), "0001-01-01 00:00:00.000000"),
+        (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "9999-12-31 23:59:59.999999"),
+    ],
+)
+def test_timestamps_are_bound_as_utc_fixed_width_text_on_sqlite(value, text_form):
+    """Text order must be time order on SQLite; PostgreSQL gets the aware UTC time."""
+    column = UTCDateTime()
+    assert column.process_bind_param(value, sqlite.dialect()) == text_form
+    on_pg = column.process_bind_param(value, postgresql.dialect())
+    assert on_pg == value
+    assert on_pg.utcoffset() == timedelta(0)
+    assert column.process_result_value(text_form, sqlite.dialect()) == value
+
+
+def test_a_naive_timestamp_is_refused_by_the_store():
+    with pytest.raises(ValueError, match="naive datetime"):
+        UTCDateTime().process_bind_param(datetime(2025, 5, 1, 10, 0), sqlite.dialect())
 
 
 async def test_migrations_produce_exactly_the_declared_tables(engine):
