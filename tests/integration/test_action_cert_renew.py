@@ -81,6 +81,8 @@ async def test_refuses_a_certificate_already_being_issued(fake_kube, kube):
     crt = objects.certificate("web", "prod", revision=3)
     crt["status"]["conditions"].append({**ISSUING, "reason": "Expiring"})
     fake_kube.add(crt)
+    # cert-manager is still issuing it (the fake would finish at its next tick)
+    fake_kube.set_stuck("Certificate", "prod", "web")
     with pytest.raises(ActionRefused, match=r"already being issued .*'Expiring'"):
         await CertRenew().apply(kube, TARGET, PARAMS, CTX)
     assert fake_kube.mutations() == []
