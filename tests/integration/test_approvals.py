@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from remediator.app import create_app
+from remediator.app import create_app, utcnow
 from remediator.settings import BreakerSettings, KubeSettings, Settings, SlackSettings
-from tests.conftest import AUTH, TOKEN, eventually
+from tests.conftest import AUTH, TOKEN, Clock, eventually
 from tests.fakes.kube import objects
 from tests.fakes.slack.interactions import block_action_payload, signed_request
 from tests.payloads import alert, crashloop_labels, notification
@@ -77,10 +78,11 @@ def configure(
 
 @pytest.fixture
 def make(aiohttp_client, settings, fake_kube, fake_slack, runbook_dir):
-    async def factory(**kw: Any):
-        return await aiohttp_client(
-            create_app(configure(settings, fake_kube, fake_slack, runbook_dir, **kw))
+    async def factory(clock: Clock | None = None, **kw: Any):
+        app = create_app(
+            configure(settings, fake_kube, fake_slack, runbook_dir, **kw), clock=clock or utcnow
         )
+        return await aiohttp_client(app)
 
     return factory
 
@@ -312,9 +314,13 @@ async def test_unanswered_request_expires_and_escalates(make, fake_slack, fake_k
 async def test_a_request_left_unanswered_after_the_alert_resolved_escalates_nothing(
     make, fake_slack, fake_kube
 ):
-    client = await make(ttl="1s")
+    # The request expires only once the resolution is recorded, however slow the machine.
+    clock = Clock()
+    client = await make(ttl="30m", clock=clock)
     await requested(client, fake_slack)
     await post(client, alert(status="resolved", ends_at="2025-05-01T10:05:00Z"))
+    await until_kind(client, "resolved")
+    clock.advance(timedelta(minutes=31))
     d = await until_kind(client, "cancelled")
     assert d["events"][-1]["message"] == (
         "approval expired, but the alert has resolved; no escalation"

@@ -228,12 +228,14 @@ async def test_a_slow_log_endpoint_is_a_recorded_failure_within_the_bound(
 async def test_the_opening_snapshot_is_read_beside_the_action_not_before_it(
     start, settings, fake_kube
 ):
-    # The log read is answered only after 1 s; the restart must not wait for it.
-    d = await with_slow_logs(start, settings, fake_kube, 1.0, timeout=2.0, budget=3.0)
+    # The log read is answered only after 3 s; the restart must not wait for it. The
+    # margins are wide because the fake answers on the test's loop, which a long run
+    # may pause for a second (see the test above).
+    d = await with_slow_logs(start, settings, fake_kube, 3.0, timeout=6.0, budget=8.0)
     paths = [(r.method, r.path) for r in fake_kube.requests]
     log = fake_kube.requests[paths.index(("GET", "/api/v1/namespaces/prod/pods/web-7f9-abcde/log"))]
     patch = next(r for r in fake_kube.requests if r.is_mutation)
-    assert patch.at - log.at < 0.9
+    assert patch.at - log.at < 2.0
     opened = contexts(d)[0]
     assert opened["data"]["logs"]["lines"][0] == "starting web 1.4.2"  # still waited for
     kinds = [e["kind"] for e in d["events"]]
@@ -457,13 +459,18 @@ def crowd(fake_kube, count: int) -> None:
         )
 
 
+# A crowded namespace keeps the fake (on the test's loop) busy copying objects; the reads'
+# bounds are not what these tests are about.
+CROWDED = {"timeout": 10.0, "budget": 20.0}
+
+
 def event_lists(fake_kube) -> list[dict[str, str]]:
     return [r.query for r in fake_kube.requests if r.path == "/api/v1/namespaces/prod/events"]
 
 
 async def test_a_namespace_with_many_events_is_read_a_page_at_a_time(start, settings, fake_kube):
     crowd(fake_kube, LIST_PAGE + 100)  # ours are on the second page
-    client = await start(live(settings, fake_kube))
+    client = await start(live(settings, fake_kube, **CROWDED))
     await post(client, alert())
     data = contexts(await incident(client))[0]["data"]
     assert [(e["reason"], e["count"]) for e in data["events"]] == [("BackOff", 12)]
@@ -476,7 +483,7 @@ async def test_a_namespace_with_many_events_is_read_a_page_at_a_time(start, sett
 
 async def test_events_are_read_no_deeper_than_the_page_bound(start, settings, fake_kube):
     crowd(fake_kube, LIST_PAGE * EVENTS_PAGES + 1)  # ours are past the last page read
-    client = await start(live(settings, fake_kube))
+    client = await start(live(settings, fake_kube, **CROWDED))
     await post(client, alert())
     data = contexts(await incident(client))[0]["data"]
     read = LIST_PAGE * EVENTS_PAGES
@@ -493,7 +500,7 @@ async def test_pods_are_read_no_deeper_than_the_page_bound(start, settings, fake
     read = LIST_PAGE * POD_PAGES
     for i in range(read):  # healthy pods whose names come before the crashing one's
         fake_kube.add(objects.pod(f"web-0-{i:05d}", "prod", labels={"app": "web"}))
-    client = await start(live(settings, fake_kube))
+    client = await start(live(settings, fake_kube, **CROWDED))
     await post(client, alert())
     data = contexts(await incident(client))[0]["data"]
     assert (

@@ -43,8 +43,10 @@ def sleeps() -> Sleeps:
 @pytest.fixture
 async def kube(fake_kube, sleeps):
     fake_kube.add(objects.deployment("web", "prod"))
+    # The fake answers on the test's loop: a request timeout of 2 s is far beyond any
+    # pause of a loaded machine, so only the tests that mean to time out do.
     settings = KubeSettings(
-        source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=0.5, deadline=3
+        source="kubeconfig", kubeconfig=fake_kube.kubeconfig, request_timeout=2, deadline=3
     )
     k = await Kube.connect(settings, sleep=sleeps)
     yield k
@@ -161,13 +163,16 @@ async def test_conflict_is_left_to_the_caller_to_reread(fake_kube, kube):
 async def test_retries_stop_at_the_overall_deadline(fake_kube, kube, sleeps):
     fake_kube.fail_next(1000, status=503, retry_after=None, method="GET")
     fake_kube.faults.latency = 0.2
-    with pytest.raises(ke.ServerError):
+    started = time.monotonic()
+    # A 503, or on a loaded machine the last attempt cut short by what is left of the deadline.
+    with pytest.raises((ke.ServerError, ke.Timeout)):
         await read(kube)
+    assert time.monotonic() - started < 6  # the 3 s deadline, not the 1000 failures
     assert 3 <= len(fake_kube.requests) < 40  # ~3 s of 0.2 s requests, then it gives up
 
 
 async def test_a_read_that_times_out_is_sent_again(fake_kube, kube):
-    fake_kube.faults.latency = 2.0  # beyond the 0.5 s request timeout
+    fake_kube.faults.latency = 5.0  # beyond the 2 s request timeout
 
     async def seen() -> bool:
         return bool(fake_kube.requests)
@@ -183,7 +188,7 @@ async def test_a_read_that_times_out_is_sent_again(fake_kube, kube):
 
 
 async def test_request_timeout_becomes_a_timeout_error(fake_kube, kube):
-    fake_kube.faults.latency = 1.0  # beyond the 0.5 s request timeout
+    fake_kube.faults.latency = 5.0  # beyond the 2 s request timeout and the 3 s deadline
     with pytest.raises(ke.Timeout):
         await patch(kube)
 
@@ -299,9 +304,13 @@ async def test_kube_context_picks_the_cluster_from_a_kubeconfig_with_several(fak
     path = tmp_path / "kubeconfig"
     path.write_text(json.dumps(config))
 
-    async def first_read(context: str | None) -> Any:
+    async def first_read(context: str | None, deadline: float) -> Any:
         settings = KubeSettings(
-            source="kubeconfig", kubeconfig=path, context=context, request_timeout=0.5, deadline=1
+            source="kubeconfig",
+            kubeconfig=path,
+            context=context,
+            request_timeout=deadline,
+            deadline=deadline,
         )
         k = await Kube.connect(settings)
         try:
@@ -309,9 +318,9 @@ async def test_kube_context_picks_the_cluster_from_a_kubeconfig_with_several(fak
         finally:
             await k.close()
 
-    assert (await first_read("fake"))["metadata"]["name"] == "web"
+    assert (await first_read("fake", 10))["metadata"]["name"] == "web"
     with pytest.raises(ke.KubeError):
-        await first_read(None)  # the current context: the dead one
+        await first_read(None, 1)  # the current context: the dead one
 
 
 # -- in-cluster: HTTPS to $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the service

@@ -166,7 +166,7 @@ async def test_restart_patch_bumps_generation_and_controller_rolls_out(fake_kube
         status = fake_kube.get("apps/v1", "Deployment", NS, "web")["status"]
         return status["observedGeneration"] == 2 and status["updatedReplicas"] == 3 and status
 
-    status = await fake_kube.wait_for(rolled_out, timeout=2)
+    status = await fake_kube.wait_for(rolled_out)
     assert status["availableReplicas"] == status["readyReplicas"] == 3
     # status-only controller writes do not bump the generation
     assert fake_kube.get("apps/v1", "Deployment", NS, "web")["metadata"]["generation"] == 2
@@ -946,28 +946,31 @@ async def test_events_filtered_by_involved_object_and_type(fake_kube, fake_kube_
 async def test_set_latency_slows_only_matching_paths(fake_kube, fake_kube_client):
     fake_kube.add(objects.deployment("web", NS))
     fake_kube.add(objects.pod("web-1", NS))
-    fake_kube.set_latency(0.4, path_contains="/log")
-    fake_kube.set_latency(5.0, path_contains="/log", method="DELETE")  # never matches a GET
+    # "Not slowed" is a bound far below SLOW and far above any pause of a loaded machine.
+    slow, fast = 10.0, 4.0
+    fake_kube.set_latency(slow, path_contains="/log")
+    fake_kube.set_latency(slow, path_contains="/log", method="DELETE")  # never matches a GET
     apps, core = client.AppsV1Api(fake_kube_client), client.CoreV1Api(fake_kube_client)
     loop = asyncio.get_running_loop()
 
     start = loop.time()
     await apps.read_namespaced_deployment("web", NS)
     await core.read_namespaced_pod("web-1", NS)
-    assert loop.time() - start < 0.3
+    assert loop.time() - start < fast
+    fake_kube.set_latency(0.4, path_contains="/log")  # replaces the GET's rule
     start = loop.time()
     await core.read_namespaced_pod_log("web-1", NS)
-    assert 0.4 <= loop.time() - start < 3.0
+    assert 0.4 <= loop.time() - start < fast
 
-    fake_kube.set_latency(0, path_contains="/log")  # removed
+    fake_kube.set_latency(0, path_contains="/log")  # removed; the DELETE's rule stays
     start = loop.time()
     await core.read_namespaced_pod_log("web-1", NS)
-    assert loop.time() - start < 0.3
-    fake_kube.set_latency(0.4, path_contains="/log")
+    assert loop.time() - start < fast
+    fake_kube.set_latency(slow, path_contains="/log")
     fake_kube.clear_faults()  # also drops per-path latencies
     start = loop.time()
     await core.read_namespaced_pod_log("web-1", NS)
-    assert loop.time() - start < 0.3
+    assert loop.time() - start < fast
 
 
 async def test_pod_builder_expresses_an_oom_crash_loop(fake_kube, fake_kube_client):

@@ -157,11 +157,14 @@ async def test_a_fake_without_the_crds_does_not_serve_their_groups():
 
 async def test_pods_run_and_their_exit_programs_end_them(fake_kube, fake_kube_client):
     core = client.CoreV1Api(fake_kube_client)
+    # All four start on the same tick, so "passes" cannot end before "restarts" runs.
+    fake_kube.controllers_enabled = False
     await core.create_namespaced_pod(NS, pod_body("fails", ["sh", "-c", "exit 3"]))
     await core.create_namespaced_pod(NS, pod_body("passes", ["/bin/sh", "-c", "exit 0"]))
     await core.create_namespaced_pod(NS, pod_body("serves"))
     await core.create_namespaced_pod(NS, pod_body("restarts", ["sh", "-c", "exit 1"], "Always"))
     fake_kube.add(objects.pod("seeded", NS, phase="Pending"))
+    fake_kube.controllers_enabled = True
 
     failed = await fake_kube.wait_for(lambda: phase_of(fake_kube, "fails", "Failed"))
     (main,) = failed["status"]["containerStatuses"]
