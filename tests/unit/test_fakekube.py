@@ -946,7 +946,7 @@ async def test_events_filtered_by_involved_object_and_type(fake_kube, fake_kube_
 async def test_set_latency_slows_only_matching_paths(fake_kube, fake_kube_client):
     fake_kube.add(objects.deployment("web", NS))
     fake_kube.add(objects.pod("web-1", NS))
-    # "Not slowed" is a bound far below SLOW and far above any pause of a loaded machine.
+    # "Not slowed" is a bound far below `slow` and far above any pause of a loaded machine.
     slow, fast = 10.0, 4.0
     fake_kube.set_latency(slow, path_contains="/log")
     fake_kube.set_latency(slow, path_contains="/log", method="DELETE")  # never matches a GET
