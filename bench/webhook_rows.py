@@ -14,7 +14,8 @@ alternating rounds, with batches of requests committed together as under load:
   thread, the commit on aiosqlite's thread), awaited by one coroutine per request.
 
 CPU is the whole process's (every thread), per request. The notifications are
-validated once, before the clock starts, from bodies like ``bench/alerts.lua`` sends.
+validated once, before the clock starts, from bodies made by ``tests/payloads.py``
+with labels and annotations like those ``bench/alerts.lua`` sends.
 
     python bench/webhook_rows.py [--requests 3000] [--batch 32] [--rounds 3]
 """
@@ -39,53 +40,36 @@ from remediator.models.alert import Notification  # noqa: E402
 from remediator.models.ids import new_id  # noqa: E402
 from remediator.store.db import create_engine, migrate  # noqa: E402
 from remediator.store.ingest import IngestWriter  # noqa: E402
+from tests import payloads  # noqa: E402
 
 ALERTS_PER_BODY = 3
 START = datetime.now(UTC) - timedelta(hours=1)
 
 
 def notification(serial: int) -> Notification:
-    """A body of three never-seen firing alerts, shaped as ``bench/alerts.lua``'s."""
+    """A body of three never-seen firing alerts (``tests/payloads.py``), validated."""
     namespace = ("payments", "checkout", "search")[serial % 3]
     deploy = f"api-{serial * 2654435 % 268435456:07x}"
     alerts = []
     for i in range(ALERTS_PER_BODY):
         n = serial * ALERTS_PER_BODY + i
         pod = f"{deploy}-{n % 100000:05d}"
-        alerts.append(
-            {
-                "status": "firing",
-                "labels": {
-                    "alertname": "KubePodCrashLooping",
-                    "container": ("api", "worker", "sidecar")[i],
-                    "instance": f"10.42.{n % 200}.{n // 200 % 250 + 2}:8080",
-                    "job": "kube-state-metrics",
-                    "namespace": namespace,
-                    "pod": pod,
-                    "severity": "warning",
-                },
-                "annotations": {
-                    "description": f'Pod {namespace}/{pod} is in waiting state "CrashLoopBackOff".',
-                    "runbook_url": "https://runbooks.example.com/kubepodcrashlooping",
-                    "summary": "Pod is crash looping.",
-                },
-                "startsAt": (START + timedelta(milliseconds=n)).isoformat(),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus:9090/graph?g0.expr=kube_pod_container_"
-                "status_waiting_reason%7Breason%3D%22CrashLoopBackOff%22%7D&g0.tab=1",
-                "fingerprint": f"{serial:010x}{i:06x}",
-            }
+        labels = payloads.crashloop_labels(
+            namespace=namespace,
+            deployment=deploy,
+            pod=pod,
+            container=("api", "worker", "sidecar")[i],
+            instance=f"10.42.{n % 200}.{n // 200 % 250 + 2}:8080",
+            job="kube-state-metrics",
         )
-    return Notification.model_validate(
-        {
-            "version": "4",
-            "status": "firing",
-            "receiver": "remediator",
-            "groupKey": f'{{}}:{{alertname="KubePodCrashLooping", namespace="{namespace}"}}',
-            "externalURL": "http://alertmanager:9093",
-            "alerts": alerts,
+        annotations = {
+            "description": f'Pod {namespace}/{pod} is in waiting state "CrashLoopBackOff".',
+            "runbook_url": "https://runbooks.example.com/kubepodcrashlooping",
+            "summary": "Pod is crash looping.",
         }
-    )
+        starts_at = (START + timedelta(milliseconds=n)).isoformat()
+        alerts.append(payloads.alert(labels, starts_at=starts_at, annotations=annotations))
+    return Notification.model_validate(payloads.notification(*alerts))
 
 
 def stamp(value: datetime) -> str:
