@@ -36,10 +36,13 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect  # noqa: E402
+
 from remediator.models.alert import Notification  # noqa: E402
 from remediator.models.ids import new_id  # noqa: E402
 from remediator.store.db import create_engine, migrate  # noqa: E402
 from remediator.store.ingest import IngestWriter  # noqa: E402
+from remediator.store.tables import UTCDateTime  # noqa: E402
 from tests import payloads  # noqa: E402
 
 ALERTS_PER_BODY = 3
@@ -72,9 +75,13 @@ def notification(serial: int) -> Notification:
     return Notification.model_validate(payloads.notification(*alerts))
 
 
+_SQLITE = sqlite_dialect()
+
+
 def stamp(value: datetime) -> str:
-    """The store's SQLite form of a UTC time (``UTCDateTime``)."""
-    return value.isoformat(" ", "microseconds")[:26]
+    """The store's SQLite form of a UTC time, made by the store's own type."""
+    text: str = UTCDateTime().process_bind_param(value, _SQLITE)
+    return text
 
 
 KNOWN = "SELECT id, incident_id, fingerprint, starts_at, status FROM alerts WHERE fingerprint IN "
